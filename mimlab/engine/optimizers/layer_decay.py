@@ -1,0 +1,78 @@
+"""One optimizer constructor for every recipe: weight-decay exemptions and layer-wise lr decay.
+
+A parameter gets no weight decay when it is 1-D (norm weights, biases, LayerScale) or when its owner lists it in
+``no_weight_decay()`` (position tables, cls / mask tokens). With ``layer_decay_rate < 1`` (fine-tuning), its lr is
+scaled by ``rate ** (num_layers - depth - 1)`` where ``(depth, num_layers) = model.get_layer_depth(name)``.
+Parameters are grouped by (depth, decay) so the number of groups grows with layers, not with parameters.
+"""
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.optim import DefaultOptimWrapperConstructor
+from torch import nn
+
+from mimlab.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while hasattr(model, 'module') and isinstance(model.module, nn.Module):
+        model = model.module
+    return getattr(model, '_orig_mod', model)  # torch.compile wrapper
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """Builds the optim wrapper from ``optim_wrapper`` config with ``paramwise_cfg``:
+
+    - ``layer_decay_rate`` (float, default 1.0): lr scale per depth step; 1.0 disables layer decay.
+    - ``decay_1d`` (bool, default False): keep weight decay on 1-D parameters (off in every MIM recipe).
+
+    On CUDA, Adam/AdamW use the fused kernel unless the config sets ``fused``/``foreach`` itself.
+    """
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        model = _unwrap(model)
+        rate = float(self.paramwise_cfg.get('layer_decay_rate', 1.0))
+        decay_1d = bool(self.paramwise_cfg.get('decay_1d', False))
+        no_decay_names = model.no_weight_decay() if hasattr(model, 'no_weight_decay') else set()
+        if rate != 1.0 and not hasattr(model, 'get_layer_depth'):
+            raise AttributeError(f'layer_decay_rate={rate} needs {type(model).__name__}.get_layer_depth(name)')
+
+        groups: dict[tuple[int, bool], dict] = {}
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            no_decay = (param.ndim <= 1 and not decay_1d) or name in no_decay_names
+            depth, num_layers = model.get_layer_depth(name) if rate != 1.0 else (0, 1)
+            scale = rate ** (num_layers - depth - 1)
+            key = (depth, no_decay)
+            if key not in groups:
+                groups[key] = dict(
+                    params=[],
+                    param_names=[],
+                    lr=self.base_lr * scale,
+                    lr_scale=scale,
+                    layer_id=depth,
+                    weight_decay=0.0 if no_decay else self.base_wd,
+                )
+            groups[key]['params'].append(param)
+            groups[key]['param_names'].append(name)
+        logger = MMLogger.get_current_instance()
+        for (depth, no_decay), g in sorted(groups.items()):
+            logger.debug(f'param group depth={depth} no_decay={no_decay} lr_scale={g["lr_scale"]:.4g}: {g["param_names"]}')
+        return [groups[k] for k in sorted(groups)]
+
+    def __call__(self, model: nn.Module):
+        optimizer_cfg = self.optimizer_cfg.copy()
+        if (
+            torch.cuda.is_available()
+            and optimizer_cfg.get('type') in ('Adam', 'AdamW')
+            and 'fused' not in optimizer_cfg
+            and 'foreach' not in optimizer_cfg
+        ):
+            optimizer_cfg['fused'] = True
+        optimizer_cfg['params'] = self.param_groups(model)
+        optimizer = OPTIMIZERS.build(optimizer_cfg)
+        wrapper_cfg = self.optim_wrapper_cfg.copy()
+        wrapper_cfg.setdefault('type', 'OptimWrapper')
+        return OPTIM_WRAPPERS.build(wrapper_cfg, default_args=dict(optimizer=optimizer))

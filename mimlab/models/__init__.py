@@ -1,0 +1,6 @@
+from .algorithms import *  # noqa: F401,F403
+from .backbones import *  # noqa: F401,F403
+from .data_preprocessor import MIMDataPreprocessor
+from .losses import *  # noqa: F401,F403
+
+__all__ = ['MIMDataPreprocessor']

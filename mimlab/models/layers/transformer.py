@@ -1,0 +1,146 @@
+"""Transformer building blocks with mmpretrain 1.2.0's state-dict names.
+
+Legend: ``B`` batch, ``N`` tokens, ``D`` width (``embed_dims``), ``H`` heads, ``Dh = D / H``.
+
+Key names (``ln1``, ``attn.qkv``, ``attn.proj``, ``attn.gamma1.weight``, ``ln2``, ``ffn.layers.0.0``,
+``ffn.layers.1``, ``ffn.gamma2.weight``) equal mmpretrain's ``TransformerEncoderLayer`` so checkpoints move across
+unchanged. Attention runs through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU).
+"""
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
+from torch import nn
+
+
+class LayerScale(nn.Module):
+    """Per-channel learnable scale (CaiT). The parameter is named ``weight`` as in mmpretrain."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+class MultiheadAttention(nn.Module):
+    """Self-attention with a fused ``qkv`` projection.
+
+    Args:
+        embed_dims: Token width D.
+        num_heads: Number of heads H.
+        qkv_bias: Add a bias to the qkv projection.
+        attn_drop: Dropout on attention weights (training only).
+        proj_drop: Dropout after the output projection.
+        drop_path_rate: Stochastic-depth rate applied to this branch's output.
+        layer_scale_init_value: If > 0, a :class:`LayerScale` ``gamma1`` scales the output.
+    """
+
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        drop_path_rate: float = 0.0,
+        layer_scale_init_value: float = 0.0,
+    ):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.gamma1 = LayerScale(embed_dims, layer_scale_init_value) if layer_scale_init_value > 0 else nn.Identity()
+        self.out_drop = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims)  # (B, N, 3D) -> (B, N, 3, H, Dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        x = x.transpose(1, 2).reshape(B, N, D)  # (B, H, N, Dh) -> (B, N, D)
+        return self.out_drop(self.gamma1(self.proj_drop(self.proj(x))))
+
+
+class FFN(nn.Module):
+    """Two-layer MLP. ``layers.0`` is ``Sequential(Linear, GELU, Dropout)`` and ``layers.1`` the output Linear, the
+    nesting mmcv's ``FFN`` gives, so keys read ``ffn.layers.0.0.weight`` / ``ffn.layers.1.weight``."""
+
+    def __init__(
+        self,
+        embed_dims: int,
+        feedforward_channels: int,
+        ffn_drop: float = 0.0,
+        drop_path_rate: float = 0.0,
+        layer_scale_init_value: float = 0.0,
+    ):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Sequential(nn.Linear(embed_dims, feedforward_channels), nn.GELU(), nn.Dropout(ffn_drop)),
+            nn.Linear(feedforward_channels, embed_dims),
+            nn.Dropout(ffn_drop),
+        )
+        self.gamma2 = LayerScale(embed_dims, layer_scale_init_value) if layer_scale_init_value > 0 else nn.Identity()
+        self.dropout_layer = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        return identity + self.dropout_layer(self.gamma2(self.layers(x)))
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Pre-norm transformer block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``.
+
+    Args:
+        embed_dims: Token width D.
+        num_heads: Attention heads.
+        feedforward_channels: Hidden width of the MLP.
+        layer_scale_init_value: LayerScale init (0 disables it).
+        drop_rate: Dropout after attention projection and in the MLP.
+        attn_drop_rate: Dropout on attention weights.
+        drop_path_rate: Stochastic depth of both residual branches.
+        qkv_bias: Bias in the qkv projection.
+        norm_eps: LayerNorm epsilon (1e-6 in every MIM recipe).
+    """
+
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        feedforward_channels: int,
+        layer_scale_init_value: float = 0.0,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+    ):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = MultiheadAttention(
+            embed_dims,
+            num_heads,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop_rate,
+            proj_drop=drop_rate,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+        )
+        self.ln2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.ffn = FFN(
+            embed_dims,
+            feedforward_channels,
+            ffn_drop=drop_rate,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return self.ffn(self.ln2(x), identity=x)

@@ -1,0 +1,3 @@
+from .reconstruction import PixelReconstructionLoss
+
+__all__ = ['PixelReconstructionLoss']

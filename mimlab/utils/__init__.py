@@ -1,0 +1,5 @@
+from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint_weights_only
+from .dist import init_dist
+from .setup_env import register_all_modules
+
+__all__ = ['register_all_modules', 'allow_mmengine_checkpoint_types', 'load_checkpoint_weights_only', 'init_dist']

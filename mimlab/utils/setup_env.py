@@ -1,0 +1,33 @@
+import datetime
+import warnings
+
+from mmengine import DefaultScope
+
+
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Import every mimlab module that registers components, and make ``mimlab`` the default scope.
+
+    Args:
+        init_default_scope: Set the current default scope to ``'mimlab'``. If another scope is current, a new
+            ``mimlab-<timestamp>`` scope is created so both stay usable.
+    """
+    import mimlab.datasets  # noqa: F401
+    import mimlab.engine  # noqa: F401
+    import mimlab.evaluation  # noqa: F401
+    import mimlab.models  # noqa: F401
+    import mimlab.structures  # noqa: F401
+    import mimlab.visualization  # noqa: F401
+
+    if not init_default_scope:
+        return
+    current = DefaultScope.get_current_instance()
+    if current is None or not DefaultScope.check_instance_created('mimlab'):
+        DefaultScope.get_instance('mimlab', scope_name='mimlab')
+        return
+    if current.scope_name != 'mimlab':
+        warnings.warn(
+            f'The current default scope "{current.scope_name}" is not "mimlab"; '
+            '`register_all_modules` creates a new default scope named "mimlab-<timestamp>".'
+        )
+        stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')
+        DefaultScope.get_instance(f'mimlab-{stamp}', scope_name='mimlab')

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+
+def read_requirements(name):
+    lines = Path(__file__).parent.joinpath('requirements', name).read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith('#')]
+
+
+version = {}
+exec(Path(__file__).parent.joinpath('mimlab', 'version.py').read_text(), version)
+
+setup(
+    name='mimlab',
+    version=version['__version__'],
+    description='Masked image modeling pretraining (MAE, PixMIM, SimMIM, A2MIM, MixMIM) in the OpenMMLab style',
+    long_description=Path(__file__).parent.joinpath('README.md').read_text(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'configs')),
+    python_requires='>=3.10',
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={'tests': read_requirements('tests.txt')},
+    license='Apache-2.0',
+)
