@@ -1,0 +1,74 @@
+"""The optimiser constructor: weight-decay exemptions and (depth, decay) grouping."""
+
+import pytest
+import torch
+
+from mimlab.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+
+
+def _mae():
+    model = MODELS.build(
+        dict(
+            type='MAE',
+            backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=8),
+            neck=dict(type='MAEPretrainDecoder', decoder_embed_dims=16, decoder_depth=2, decoder_num_heads=2),
+            head=dict(type='MAEPretrainHead', norm_pix=True),
+        )
+    )
+    model.init_weights()
+    return model
+
+
+def _build(model, **paramwise):
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='LayerDecayOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(
+                type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
+            ),
+            paramwise_cfg=paramwise or None,
+        )
+    )
+    return constructor(model).optimizer
+
+
+def test_mae_weight_decay_exemptions():
+    model = _mae()
+    opt = _build(model)
+    wd = {n: g['weight_decay'] for g in opt.param_groups for n in g['param_names']}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(wd) == trainable  # every trainable parameter exactly once; frozen pos tables excluded
+    assert 'backbone.pos_embed' not in wd and 'neck.decoder_pos_embed' not in wd
+    for name, value in wd.items():
+        p = dict(model.named_parameters())[name]
+        exempt = p.ndim <= 1 or name.endswith(('cls_token', 'mask_token'))
+        assert value == (0.0 if exempt else 0.05), name
+    assert wd['backbone.cls_token'] == 0.0 and wd['neck.mask_token'] == 0.0
+    assert wd['backbone.layers.0.ln1.weight'] == 0.0 and wd['backbone.layers.0.attn.qkv.bias'] == 0.0
+    assert wd['backbone.layers.0.attn.qkv.weight'] == 0.05
+    assert len(opt.param_groups) == 2
+    assert all(g['lr'] == pytest.approx(1e-3) for g in opt.param_groups)
+
+
+def test_layer_decay_scales_and_group_count():
+    model = _mae()
+    opt = _build(model, layer_decay_rate=0.5)
+    lr = {n: g['lr'] for g in opt.param_groups for n in g['param_names']}
+    # test arch: 2 blocks -> num_layers = 4; scale = 0.5 ** (4 - depth - 1)
+    assert lr['backbone.patch_embed.projection.weight'] == pytest.approx(1e-3 * 0.5**3)
+    assert lr['backbone.layers.0.attn.qkv.weight'] == pytest.approx(1e-3 * 0.5**2)
+    assert lr['backbone.layers.1.attn.qkv.weight'] == pytest.approx(1e-3 * 0.5**1)
+    assert lr['backbone.ln1.weight'] == pytest.approx(1e-3)
+    assert lr['neck.decoder_embed.weight'] == pytest.approx(1e-3)
+    # groups are (depth, decay) pairs: at most 2 per depth, independent of the parameter count
+    assert len(opt.param_groups) <= 2 * 4
+
+
+def test_optimizer_step_changes_weights():
+    model = _mae()
+    opt = _build(model)
+    before = model.backbone.layers[0].attn.qkv.weight.detach().clone()
+    loss = model.loss(torch.randn(2, 3, 32, 32))['loss']
+    loss.backward()
+    opt.step()
+    assert not torch.equal(before, model.backbone.layers[0].attn.qkv.weight)
