@@ -59,7 +59,7 @@ class BaseAlgorithm(BaseModel):
         """The image to reconstruct: the input itself, or the target generator's version of it (PixMIM plug-in)."""
         if self.target_generator is None:
             return inputs
-        return self.target_generator(inputs)
+        return self.target_generator(inputs, mean=self.data_preprocessor.mean, std=self.data_preprocessor.std)
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
         raise NotImplementedError
