@@ -129,3 +129,51 @@ def test_pixmim_loss_uses_low_frequency_target():
     assert torch.allclose(loss, model.head.loss(model.neck(latent, ids), target, mask))
     with pytest.raises(ValueError, match='target_generator'):
         MODELS.build(dict(type='PixMIM', backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=8)))
+
+
+# ------------------------------------------------------------------------------------------ SimpleResizedCrop
+def _reference_simple_crop(img, s, p, rng_state):
+    """Resize (same resize), pad the whole image, crop, flip: the textbook order, with the same random draws."""
+    from mimlab.datasets.transforms.simple_crop import SimpleResizedCrop
+
+    np.random.set_state(rng_state)
+    resized = SimpleResizedCrop(s, p)._resize_shorter(img)
+    h, w = resized.shape[:2]
+    top = np.random.randint(0, h + 2 * p - s + 1)
+    left = np.random.randint(0, w + 2 * p - s + 1)
+    padded = np.pad(resized, ((p, p), (p, p), (0, 0)), mode='reflect')
+    out = padded[top : top + s, left : left + s]
+    return out[:, ::-1] if np.random.rand() < 0.5 else out
+
+
+@pytest.mark.parametrize('shape', [(375, 500, 3), (500, 375, 3), (224, 224, 3), (100, 150, 3)])
+def test_simple_resized_crop_equals_pad_then_crop(shape):
+    from mimlab.datasets.transforms.simple_crop import SimpleResizedCrop
+
+    t = SimpleResizedCrop(scale=224, padding=4)
+    img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for seed in range(20):
+        np.random.seed(seed)
+        state = np.random.get_state()
+        out = t(dict(img=img))
+        assert out['img'].shape == (224, 224, 3) and out['img'].dtype == np.uint8
+        top, left = out['crop_offset']
+        resized_short = min(shape[:2]) == shape[0]
+        h_res, w_res = (224, int(224 * shape[1] / shape[0])) if resized_short else (int(224 * shape[0] / shape[1]), 224)
+        # content offsets stay within the padding
+        assert -4 <= top <= h_res - 224 + 4 and -4 <= left <= w_res - 224 + 4
+        assert np.array_equal(out['img'], _reference_simple_crop(img, 224, 4, state))
+
+
+def test_simple_resized_crop_fixed_seed_golden():
+    from mimlab.datasets.transforms.simple_crop import SimpleResizedCrop
+
+    img = (np.arange(40 * 60 * 3) % 251).astype(np.uint8).reshape(40, 60, 3)
+    np.random.seed(0)
+    out = SimpleResizedCrop(scale=32, padding=4)(dict(img=img))
+    assert out['crop_offset'] == (1, -4) and out['flip'] is False
+    assert int(out['img'].astype(np.int64).sum()) == 385981
+    assert out['img'][0, :3, 0].tolist() == [167, 163, 159]  # left 4 columns come from the reflect padding
+    np.random.seed(0)
+    again = SimpleResizedCrop(scale=32, padding=4)(dict(img=img))
+    assert np.array_equal(out['img'], again['img'])
