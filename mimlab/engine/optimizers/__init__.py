@@ -1,3 +1,4 @@
+from .lars import LARS
 from .layer_decay import LayerDecayOptimWrapperConstructor
 
-__all__ = ['LayerDecayOptimWrapperConstructor']
+__all__ = ['LARS', 'LayerDecayOptimWrapperConstructor']

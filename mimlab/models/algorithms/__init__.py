@@ -1,8 +1,9 @@
 from .base import BaseAlgorithm
+from .classifier import ImageClassifier
 from .mae import MAE, MAEPretrainDecoder, MAEPretrainHead, MAEViT, patchify, random_masking, unpatchify
 from .pixmim import LowFreqTargetGenerator, PixMIM, low_pass_filter
 
 __all__ = [
-    'BaseAlgorithm', 'MAE', 'MAEViT', 'MAEPretrainDecoder', 'MAEPretrainHead', 'patchify', 'unpatchify',
+    'BaseAlgorithm', 'ImageClassifier', 'MAE', 'MAEViT', 'MAEPretrainDecoder', 'MAEPretrainHead', 'patchify', 'unpatchify',
     'random_masking', 'PixMIM', 'LowFreqTargetGenerator', 'low_pass_filter',
 ]

@@ -1,3 +1,4 @@
+from .cross_entropy import CrossEntropyLoss
 from .reconstruction import PixelReconstructionLoss
 
-__all__ = ['PixelReconstructionLoss']
+__all__ = ['CrossEntropyLoss', 'PixelReconstructionLoss']

@@ -1,0 +1,3 @@
+from .cls_heads import ClsBatchNormNeck, LinearClsHead, VisionTransformerClsHead
+
+__all__ = ['ClsBatchNormNeck', 'LinearClsHead', 'VisionTransformerClsHead']
