@@ -19,6 +19,16 @@ TINY = {
         backbone=dict(arch='test', img_size=IMG, patch_size=8),
         neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
     ),
+    'PixMIM': dict(
+        backbone=dict(arch='test', img_size=IMG, patch_size=8),
+        neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
+        target_generator=dict(img_size=IMG, radius=6),
+    ),
+    'ImageClassifier': dict(
+        backbone=dict(arch='test', img_size=IMG, patch_size=8, init_cfg=None),
+        neck=dict(input_features=32),
+        head=dict(in_channels=32),
+    ),
 }
 
 
@@ -27,7 +37,11 @@ def _tiny_model_cfg(cfg: Config) -> dict:
     overrides = TINY.get(model['type'])
     assert overrides is not None, f'add tiny overrides for algorithm {model["type"]} to tests/test_configs.py'
     for key, sub in overrides.items():
-        model[key] = {**model[key], **sub}
+        if model.get(key) is not None:
+            model[key] = {**model[key], **sub}
+    backbone = model['backbone']
+    if backbone.get('frozen_stages', -1) > 0:  # keep 'all blocks frozen' recipes fully frozen at the tiny depth
+        backbone['frozen_stages'] = 2
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model:
         model['data_preprocessor'] = cfg.data_preprocessor
     return model
