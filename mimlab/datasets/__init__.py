@@ -1,0 +1,5 @@
+from .builtin import BuiltinDataset, write_builtin_dataset
+from .imagenet import CustomDataset, ImageNet
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['BuiltinDataset', 'write_builtin_dataset', 'CustomDataset', 'ImageNet']

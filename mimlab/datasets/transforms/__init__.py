@@ -1,0 +1,7 @@
+from .cls_transforms import ResizeEdge, TimmRandAugment
+from .formatting import PackInputs
+from .processing import MAERandomResizedCrop, RandomResizedCrop
+from .simple_crop import SimpleResizedCrop
+
+__all__ = ['PackInputs', 'RandomResizedCrop', 'MAERandomResizedCrop', 'SimpleResizedCrop', 'ResizeEdge',
+           'TimmRandAugment']
