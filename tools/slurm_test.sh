@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Evaluation on Slurm: PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py args]
+# env: GPUS (8), GPUS_PER_NODE (8; 0 = CPU-only nodes), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (python)
+set -x
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+CHECKPOINT=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+GRES=""
+NTASKS_PER_NODE=$GPUS
+if [ "$GPUS_PER_NODE" -gt 0 ]; then
+    GRES="--gres=gpu:$GPUS_PER_NODE"
+    NTASKS_PER_NODE=$GPUS_PER_NODE
+fi
+
+PYTHONPATH="$ROOT":$PYTHONPATH \
+srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    $GRES \
+    --ntasks=$GPUS \
+    --ntasks-per-node=$NTASKS_PER_NODE \
+    --cpus-per-task=$CPUS_PER_TASK \
+    --kill-on-bad-exit=1 \
+    $SRUN_ARGS \
+    ${PYTHON:-python} -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Training on Slurm: PARTITION JOB_NAME CONFIG [WORK_DIR] [tools/train.py args]
+# env: GPUS (8), GPUS_PER_NODE (8; 0 = CPU-only nodes, no --gres), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (python)
+set -x
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -n "$4" ] && [[ "$4" != -* ]]; then
+    WORK_DIR_ARG="--work-dir=$4"
+    PY_ARGS=("${@:5}")
+else
+    WORK_DIR_ARG=""
+    PY_ARGS=("${@:4}")
+fi
+GRES=""
+if [ "$GPUS_PER_NODE" -gt 0 ]; then
+    GRES="--gres=gpu:$GPUS_PER_NODE"
+    NTASKS_PER_NODE=$GPUS_PER_NODE
+else
+    NTASKS_PER_NODE=$GPUS
+fi
+
+PYTHONPATH="$ROOT":$PYTHONPATH \
+srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    $GRES \
+    --ntasks=$GPUS \
+    --ntasks-per-node=$NTASKS_PER_NODE \
+    --cpus-per-task=$CPUS_PER_TASK \
+    --kill-on-bad-exit=1 \
+    $SRUN_ARGS \
+    ${PYTHON:-python} -u "$ROOT/tools/train.py" "$CONFIG" $WORK_DIR_ARG --launcher=slurm "${PY_ARGS[@]}"

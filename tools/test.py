@@ -1,0 +1,32 @@
+"""Evaluate a checkpoint: python tools/test.py CONFIG CHECKPOINT [options]."""
+
+import argparse
+import os
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a mimlab model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where logs go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    from mimlab.engine.launch import build_runner, check_test_checkpoint, merge_test_args
+
+    cfg = merge_test_args(Config.fromfile(args.config), args)
+    check_test_checkpoint(cfg, args.checkpoint)
+    build_runner(cfg).test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,36 @@
+"""Train a model from a config: python tools/train.py CONFIG [options]."""
+
+import argparse
+import os
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a mimlab model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto', help='resume from PATH, or without PATH from the latest checkpoint'
+    )
+    parser.add_argument('--amp', action='store_true', help='mixed precision: bf16 where supported, else fp16')
+    parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base batch')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    from mimlab.engine.launch import build_runner, merge_train_args
+
+    cfg = merge_train_args(Config.fromfile(args.config), args)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
