@@ -56,6 +56,14 @@ def merge_train_args(cfg: Config, args) -> Config:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    _dataloader_defaults(cfg)
+    resolve_amp(cfg)
+    return cfg
+
+
+def _dataloader_defaults(cfg: Config) -> None:
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if loader is None:
@@ -64,10 +72,6 @@ def merge_train_args(cfg: Config, args) -> Config:
         loader.setdefault('pin_memory', torch.cuda.is_available())
         if loader.get('num_workers', 0) == 0:
             loader['persistent_workers'] = False
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    resolve_amp(cfg)
-    return cfg
 
 
 def merge_test_args(cfg: Config, args) -> Config:
@@ -75,6 +79,7 @@ def merge_test_args(cfg: Config, args) -> Config:
     cfg.load_from = args.checkpoint
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    _dataloader_defaults(cfg)
     if cfg.get('optim_wrapper') is not None:
         resolve_amp(cfg)
     return cfg

@@ -4,7 +4,8 @@ mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` without ``weigh
 ``weights_only=True``, and a full mmengine checkpoint fails to unpickle because its ``message_hub`` holds
 ``HistoryBuffer`` objects with numpy arrays and scalars (mmengine issue #1655). Instead of falling back to
 ``weights_only=False`` (which runs arbitrary pickled code), mimlab allow-lists exactly the non-tensor types that a
-checkpoint written by mmengine's runner contains. Everything else is still refused by torch's weights-only unpickler.
+checkpoint written by mimlab's runner contains, and makes ``HistoryBuffer`` stop pickling function references.
+Everything else is still refused by torch's weights-only unpickler.
 """
 
 import numpy as np
@@ -12,21 +13,33 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 
-def _numpy_types() -> list:
-    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 moved numpy.core to numpy._core
-    types = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
-    # numpy >= 1.25 pickles a dtype through its class (numpy.dtypes.Float64DType, ...)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for name in ('Float64DType', 'Float32DType', 'Int64DType', 'Int32DType', 'BoolDType', 'UInt8DType'):
-            if hasattr(dtypes, name):
-                types.append(getattr(dtypes, name))
-    return types
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer.__getstate__`` without the built-in statistics methods.
+
+    mmengine pickles ``{'min': HistoryBuffer.min, ...}`` into every buffer's state so that custom statistics survive
+    a resume; those functions pickle as ``builtins.getattr(HistoryBuffer, 'min')``, which the weights-only unpickler
+    rightly refuses. The four built-in methods are re-registered by ``__setstate__`` anyway, so only custom ones are
+    kept (and mmengine's version also mutated the live object's ``__dict__``; this one does not).
+    """
+    state = dict(self.__dict__)
+    custom = {k: v for k, v in self._statistics_methods.items() if k not in _DEFAULT_STATISTICS}
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
+HistoryBuffer.__getstate__ = _history_buffer_getstate
 
 
 def checkpoint_safe_globals() -> list:
-    """The non-tensor globals a checkpoint written by mimlab (mmengine's runner) may contain."""
-    return [HistoryBuffer, *_numpy_types()]
+    """Exactly the non-tensor globals in a checkpoint written by mimlab's runner (checked by a test)."""
+    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 moved numpy.core to numpy._core
+    # HistoryBuffer keeps float64 values and int64 counts; numpy >= 1.25 rebuilds a dtype through its class
+    dtype_classes = [type(np.dtype(np.float64)), type(np.dtype(np.int64))]
+    return [HistoryBuffer, core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
 def allow_mmengine_checkpoint_types() -> None:
