@@ -93,15 +93,15 @@ def setup_distributed(cfg: Config) -> None:
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
     init_dist(cfg.launcher, backend=backend)
     if not torch.cuda.is_available():
-        # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules reject
-        cfg.setdefault(
-            'model_wrapper_cfg',
-            dict(
-                type='MMDistributedDataParallel',
-                broadcast_buffers=False,
-                find_unused_parameters=cfg.get('find_unused_parameters', False),
-            ),
+        # mmengine passes device_ids=[LOCAL_RANK] to DDP (also as a default arg of a configured wrapper), which CPU
+        # modules reject: state device_ids=None explicitly
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
         )
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
 
 
 def build_runner(cfg: Config) -> Runner:
