@@ -131,8 +131,10 @@ def write_builtin_dataset(
 ) -> dict[str, int]:
     """Write the built-in dataset in ImageNet's folder layout with ``meta/{split}.txt`` annotation files.
 
-    Layout: ``out_dir/{train,val}/{class}/{class}_{idx:06d}.{fmt}`` and ``out_dir/meta/{train,val}.txt``
-    (``{class}/{file} {label}`` lines). Returns the number of images written per split.
+    Layout: ``out_dir/{train,val}/{LL}_{class}/{class}_{idx:06d}.{fmt}`` and ``out_dir/meta/{train,val}.txt``
+    (``{LL}_{class}/{file} {label}`` lines). The two-digit label prefix ``LL`` makes the sorted folder order (what a
+    folder scan uses) equal the label order, so both ways of reading the tree give the same labels.
+    Returns the number of images written per split.
     """
     if fmt not in ('png', 'jpg'):
         raise ValueError(f'fmt must be "png" or "jpg", got {fmt!r}')
@@ -145,7 +147,7 @@ def write_builtin_dataset(
         lines = []
         for idx in range(n):
             img, label = ds.render(idx)
-            rel = f'{names[label]}/{names[label]}_{idx:06d}.{fmt}'
+            rel = f'{label:02d}_{names[label]}/{names[label]}_{idx:06d}.{fmt}'
             path = osp.join(out_dir, split, rel)
             os.makedirs(osp.dirname(path), exist_ok=True)
             if not cv2.imwrite(path, img, params):
