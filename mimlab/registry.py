@@ -28,9 +28,26 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZER
 from mmengine.registry import Registry
 
 __all__ = [
-    'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
-    'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
-    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS',
+    'RUNNERS',
+    'RUNNER_CONSTRUCTORS',
+    'LOOPS',
+    'HOOKS',
+    'LOG_PROCESSORS',
+    'OPTIMIZERS',
+    'OPTIM_WRAPPERS',
+    'OPTIM_WRAPPER_CONSTRUCTORS',
+    'PARAM_SCHEDULERS',
+    'DATASETS',
+    'DATA_SAMPLERS',
+    'TRANSFORMS',
+    'MODELS',
+    'MODEL_WRAPPERS',
+    'WEIGHT_INITIALIZERS',
+    'TASK_UTILS',
+    'METRICS',
+    'EVALUATORS',
+    'VISUALIZERS',
+    'VISBACKENDS',
 ]
 
 
@@ -45,7 +62,9 @@ HOOKS = _child('hook', MMENGINE_HOOKS, 'mimlab.engine')
 LOG_PROCESSORS = _child('log processor', MMENGINE_LOG_PROCESSORS, 'mimlab.engine')
 OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, 'mimlab.engine')
 OPTIM_WRAPPERS = _child('optim wrapper', MMENGINE_OPTIM_WRAPPERS, 'mimlab.engine')
-OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor', MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, 'mimlab.engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child(
+    'optimizer wrapper constructor', MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, 'mimlab.engine'
+)
 PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mimlab.engine')
 
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'mimlab.datasets')

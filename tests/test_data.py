@@ -120,8 +120,19 @@ def test_builtin_classes_not_separable_by_mean_colour_but_by_structure():
 def test_write_builtin_dataset_tool(tmp_path):
     out = tmp_path / 'builtin'
     subprocess.run(
-        [sys.executable, 'tools/misc/make_builtin_dataset.py', str(out), '--num-train', '12', '--num-val', '4',
-         '--img-size', '24', '--format', 'png'],
+        [
+            sys.executable,
+            'tools/misc/make_builtin_dataset.py',
+            str(out),
+            '--num-train',
+            '12',
+            '--num-val',
+            '4',
+            '--img-size',
+            '24',
+            '--format',
+            'png',
+        ],
         check=True,
     )
     lines = (out / 'meta' / 'train.txt').read_text().splitlines()

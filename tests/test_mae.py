@@ -139,7 +139,6 @@ def _mmpretrain_mae(repo_root):
 
     pt_register(init_default_scope=False)
     import mmpretrain
-
     from mmengine.registry import DefaultScope
 
     cfg = Config.fromfile(f'{mmpretrain.__path__[0]}/.mim/configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')

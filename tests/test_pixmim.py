@@ -33,7 +33,9 @@ def test_reference_filter_count_matches_mmselfsup():
 
 
 def _sinusoids(freqs, size=224):
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing='ij')
+    y, x = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing='ij'
+    )
     img = torch.zeros(size, size, dtype=torch.float64)
     for fy, fx, amp in freqs:
         img += amp * torch.cos(2 * math.pi * (fy * y + fx * x) / size + 0.3)
@@ -100,7 +102,9 @@ def test_pixmim_keys_are_mae_keys_plus_filter(repo_root):
 
     cfg = Config.fromfile(str(repo_root / 'configs/pixmim/pixmim_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'))
     ours = MODELS.build(cfg.model)
-    pt_cfg = Config.fromfile(f'{mmpretrain.__path__[0]}/.mim/configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')
+    pt_cfg = Config.fromfile(
+        f'{mmpretrain.__path__[0]}/.mim/configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
+    )
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         ref = PT_MODELS.build(pt_cfg.model)
     expected = {k: tuple(v.shape) for k, v in ref.state_dict().items()}

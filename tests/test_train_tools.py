@@ -25,8 +25,9 @@ def run(args, check=True, **kw):
 
 
 def train(work_dir, *options, extra=()):
-    return run([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work_dir), *extra,
-                '--cfg-options', *SMALL, *options])
+    return run(
+        [sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work_dir), *extra, '--cfg-options', *SMALL, *options]
+    )
 
 
 def scalars(work_dir) -> list[dict]:
@@ -54,8 +55,12 @@ def test_demo_loss_falls(tmp_path):
 
 def test_resume_continues_at_the_right_iteration_and_lr(full_run, tmp_path):
     shutil.copy(full_run / 'epoch_1.pth', tmp_path / 'epoch_1.pth')
-    train(tmp_path, 'train_dataloader.dataset.num_samples=256', 'train_cfg.max_epochs=3',
-          extra=['--resume', str(tmp_path / 'epoch_1.pth')])
+    train(
+        tmp_path,
+        'train_dataloader.dataset.num_samples=256',
+        'train_cfg.max_epochs=3',
+        extra=['--resume', str(tmp_path / 'epoch_1.pth')],
+    )
     full = {r['iter']: r['lr'] for r in scalars(full_run)}
     resumed = {r['iter']: r['lr'] for r in scalars(tmp_path)}
     assert sorted(resumed) == list(range(5, 13))  # 4 iterations per epoch; epochs 2 and 3
@@ -126,9 +131,23 @@ def test_crafted_checkpoint_is_refused_and_runs_no_code(tmp_path):
 def test_dist_train_two_processes_on_cpu(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29631', OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', str(tmp_path), '--cfg-options', *SMALL,
-         'train_dataloader.dataset.num_samples=128', 'train_cfg.max_epochs=2'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            'bash',
+            'tools/dist_train.sh',
+            DEMO,
+            '2',
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            *SMALL,
+            'train_dataloader.dataset.num_samples=128',
+            'train_cfg.max_epochs=2',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
@@ -139,19 +158,50 @@ def test_dist_train_two_processes_on_cpu(tmp_path):
 
 
 def test_unknown_type_names_it(tmp_path):
-    proc = run([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path), '--cfg-options',
-                'model.neck.type=NoSuchDecoder'], check=False)
+    proc = run(
+        [
+            sys.executable,
+            'tools/train.py',
+            DEMO,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'model.neck.type=NoSuchDecoder',
+        ],
+        check=False,
+    )
     assert proc.returncode != 0 and 'NoSuchDecoder' in proc.stderr
 
 
 def test_missing_data_root_names_the_path(tmp_path):
-    proc = run([sys.executable, 'tools/train.py', 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py',
-                '--work-dir', str(tmp_path), '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nope',
-                'train_dataloader.num_workers=0', 'model.backbone.arch=test', 'resume=False'], check=False)
+    proc = run(
+        [
+            sys.executable,
+            'tools/train.py',
+            'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py',
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={tmp_path}/nope',
+            'train_dataloader.num_workers=0',
+            'model.backbone.arch=test',
+            'resume=False',
+        ],
+        check=False,
+    )
     assert proc.returncode != 0 and f'{tmp_path}/nope' in proc.stderr
 
 
 def test_test_py_refuses_a_pretraining_checkpoint(full_run, tmp_path):
-    proc = run([sys.executable, 'tools/test.py', 'configs/mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py',
-                str(full_run / 'epoch_3.pth'), '--work-dir', str(tmp_path)], check=False)
+    proc = run(
+        [
+            sys.executable,
+            'tools/test.py',
+            'configs/mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py',
+            str(full_run / 'epoch_3.pth'),
+            '--work-dir',
+            str(tmp_path),
+        ],
+        check=False,
+    )
     assert proc.returncode != 0 and 'no head.* weights' in proc.stderr

@@ -11,7 +11,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default ./work_dirs/<config name>)')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto', help='resume from PATH, or without PATH from the latest checkpoint'
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from PATH, or without PATH from the latest checkpoint',
     )
     parser.add_argument('--amp', action='store_true', help='mixed precision: bf16 where supported, else fp16')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base batch')

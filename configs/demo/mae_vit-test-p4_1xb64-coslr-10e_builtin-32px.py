@@ -34,9 +34,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type='BuiltinDataset', split='train', num_samples=4096, img_size=48, seed=0, pipeline=train_pipeline
-    ),
+    dataset=dict(type='BuiltinDataset', split='train', num_samples=4096, img_size=48, seed=0, pipeline=train_pipeline),
 )
 
 optim_wrapper = dict(

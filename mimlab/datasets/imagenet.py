@@ -76,7 +76,9 @@ class CustomDataset(BaseDataset):
 
     def _from_ann_file(self, img_dir: str) -> list[dict]:
         if not osp.isfile(self.ann_file):
-            raise FileNotFoundError(f'{type(self).__name__}: ann_file {self.ann_file!r} does not exist ({self._where()})')
+            raise FileNotFoundError(
+                f'{type(self).__name__}: ann_file {self.ann_file!r} does not exist ({self._where()})'
+            )
         data = []
         with open(self.ann_file) as f:
             for lineno, line in enumerate(f, 1):
@@ -86,7 +88,9 @@ class CustomDataset(BaseDataset):
                 info = dict(img_path=osp.join(img_dir, parts[0]))
                 if self.with_label:
                     if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                        raise ValueError(f'{self.ann_file}:{lineno}: expected "<path> <int label>", got {line.strip()!r}')
+                        raise ValueError(
+                            f'{self.ann_file}:{lineno}: expected "<path> <int label>", got {line.strip()!r}'
+                        )
                     info['gt_label'] = int(parts[1])
                 data.append(info)
         if not data:

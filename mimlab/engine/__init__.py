@@ -3,4 +3,14 @@ from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp
 from .optimizers import *  # noqa: F401,F403
 
 __all__ = [
-    'build_runner', 'merge_test_args', 'merge_train_args', 'resolve_amp', 'setup_distributed', 'KNNHook', 'KNNTestLoop', 'extract_dataset_features', 'knn_accuracy', 'pool_features']
+    'build_runner',
+    'merge_test_args',
+    'merge_train_args',
+    'resolve_amp',
+    'setup_distributed',
+    'KNNHook',
+    'KNNTestLoop',
+    'extract_dataset_features',
+    'knn_accuracy',
+    'pool_features',
+]

@@ -66,7 +66,9 @@ class KNNTestLoop(TestLoop):
     """``test_cfg=dict(type='KNNTestLoop', bank_dataloader=dict(...), k=20, temperature=0.07)``: the test
     dataloader is the query set; reports ``knn/top1`` and ``knn/top5``. No trained head is needed."""
 
-    def __init__(self, runner, dataloader, evaluator=None, bank_dataloader=None, k=20, temperature=0.07, feature='mean'):
+    def __init__(
+        self, runner, dataloader, evaluator=None, bank_dataloader=None, k=20, temperature=0.07, feature='mean'
+    ):
         super().__init__(runner, dataloader, evaluator if evaluator is not None else [], fp16=False)
         if bank_dataloader is None:
             raise ValueError('KNNTestLoop needs bank_dataloader (the labelled training subset)')

@@ -11,7 +11,14 @@ from mmengine.runner import Runner
 from mimlab.registry import RUNNERS
 from mimlab.utils import init_dist, register_all_modules
 
-__all__ = ['merge_train_args', 'merge_test_args', 'setup_distributed', 'resolve_amp', 'build_runner', 'check_test_checkpoint']
+__all__ = [
+    'merge_train_args',
+    'merge_test_args',
+    'setup_distributed',
+    'resolve_amp',
+    'build_runner',
+    'check_test_checkpoint',
+]
 
 
 def resolve_amp(cfg: Config) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 
 

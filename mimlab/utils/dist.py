@@ -50,7 +50,9 @@ def init_dist(launcher: str, backend: str | None = None, port: int | None = None
         raise ValueError(f'unsupported launcher {launcher!r}; use "pytorch" or "slurm"')
     for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         if var not in os.environ:
-            raise RuntimeError(f'--launcher {launcher} needs the environment variable {var}; start with torchrun or srun')
+            raise RuntimeError(
+                f'--launcher {launcher} needs the environment variable {var}; start with torchrun or srun'
+            )
     cuda = torch.cuda.is_available()
     if backend is None or (backend == 'nccl' and not cuda):
         backend = 'nccl' if cuda else 'gloo'

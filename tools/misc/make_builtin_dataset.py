@@ -17,7 +17,14 @@ def main():
     parser.add_argument('--quality', type=int, default=90, help='JPEG quality')
     args = parser.parse_args()
     counts = write_builtin_dataset(
-        args.out_dir, args.num_train, args.num_val, args.img_size, args.num_classes, args.seed, args.format, args.quality
+        args.out_dir,
+        args.num_train,
+        args.num_val,
+        args.img_size,
+        args.num_classes,
+        args.seed,
+        args.format,
+        args.quality,
     )
     print(f'wrote {counts} images to {args.out_dir}')
 

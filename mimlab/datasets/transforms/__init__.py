@@ -3,5 +3,11 @@ from .formatting import PackInputs
 from .processing import MAERandomResizedCrop, RandomResizedCrop
 from .simple_crop import SimpleResizedCrop
 
-__all__ = ['PackInputs', 'RandomResizedCrop', 'MAERandomResizedCrop', 'SimpleResizedCrop', 'ResizeEdge',
-           'TimmRandAugment']
+__all__ = [
+    'PackInputs',
+    'RandomResizedCrop',
+    'MAERandomResizedCrop',
+    'SimpleResizedCrop',
+    'ResizeEdge',
+    'TimmRandAugment',
+]

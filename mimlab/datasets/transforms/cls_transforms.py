@@ -60,7 +60,11 @@ class TimmRandAugment(BaseTransform):
 
         self.config_str = config_str
         # translation limit as timm's create_transform: 45% of the image side
-        hparams = dict(translate_const=int(0.45 * img_size), img_mean=tuple(int(v) for v in img_mean), interpolation=_PIL_INTERP[interpolation])
+        hparams = dict(
+            translate_const=int(0.45 * img_size),
+            img_mean=tuple(int(v) for v in img_mean),
+            interpolation=_PIL_INTERP[interpolation],
+        )
         self.op = rand_augment_transform(config_str, hparams)
 
     def transform(self, results: dict) -> dict:

@@ -13,8 +13,12 @@ from PIL import Image
 from mimlab.registry import TRANSFORMS
 
 _PIL = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC, 'lanczos': Image.LANCZOS}
-_CV2 = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR, 'bicubic': cv2.INTER_CUBIC,
-        'lanczos': cv2.INTER_LANCZOS4}
+_CV2 = {
+    'nearest': cv2.INTER_NEAREST,
+    'bilinear': cv2.INTER_LINEAR,
+    'bicubic': cv2.INTER_CUBIC,
+    'lanczos': cv2.INTER_LANCZOS4,
+}
 
 
 def resize(img: np.ndarray, size: tuple[int, int], interpolation: str, backend: str) -> np.ndarray:
@@ -71,8 +75,15 @@ class RandomResizedCrop(_ResizedCropBase):
         backend: 'pillow' (antialiased, torchvision-equivalent) or 'cv2'.
     """
 
-    def __init__(self, scale, crop_ratio_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10,
-                 interpolation='bilinear', backend='pillow'):
+    def __init__(
+        self,
+        scale,
+        crop_ratio_range=(0.08, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        max_attempts=10,
+        interpolation='bilinear',
+        backend='pillow',
+    ):
         super().__init__(scale, crop_ratio_range, aspect_ratio_range, interpolation, backend)
         self.max_attempts = max_attempts
 
@@ -103,8 +114,14 @@ class MAERandomResizedCrop(_ResizedCropBase):
     so a crop never fails and the area/aspect statistics differ slightly from torchvision's retry loop.
     """
 
-    def __init__(self, scale, crop_ratio_range=(0.2, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
-                 interpolation='bicubic', backend='pillow'):
+    def __init__(
+        self,
+        scale,
+        crop_ratio_range=(0.2, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        interpolation='bicubic',
+        backend='pillow',
+    ):
         super().__init__(scale, crop_ratio_range, aspect_ratio_range, interpolation, backend)
 
     def crop_box(self, h, w):

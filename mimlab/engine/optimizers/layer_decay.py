@@ -59,7 +59,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             groups[key]['param_names'].append(name)
         logger = MMLogger.get_current_instance()
         for (depth, no_decay), g in sorted(groups.items()):
-            logger.debug(f'param group depth={depth} no_decay={no_decay} lr_scale={g["lr_scale"]:.4g}: {g["param_names"]}')
+            logger.debug(
+                f'param group depth={depth} no_decay={no_decay} lr_scale={g["lr_scale"]:.4g}: {g["param_names"]}'
+            )
         return [groups[k] for k in sorted(groups)]
 
     def __call__(self, model: nn.Module):

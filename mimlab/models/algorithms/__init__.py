@@ -4,6 +4,16 @@ from .mae import MAE, MAEPretrainDecoder, MAEPretrainHead, MAEViT, patchify, ran
 from .pixmim import LowFreqTargetGenerator, PixMIM, low_pass_filter
 
 __all__ = [
-    'BaseAlgorithm', 'ImageClassifier', 'MAE', 'MAEViT', 'MAEPretrainDecoder', 'MAEPretrainHead', 'patchify', 'unpatchify',
-    'random_masking', 'PixMIM', 'LowFreqTargetGenerator', 'low_pass_filter',
+    'BaseAlgorithm',
+    'ImageClassifier',
+    'MAE',
+    'MAEViT',
+    'MAEPretrainDecoder',
+    'MAEPretrainHead',
+    'patchify',
+    'unpatchify',
+    'random_masking',
+    'PixMIM',
+    'LowFreqTargetGenerator',
+    'low_pass_filter',
 ]

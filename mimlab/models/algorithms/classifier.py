@@ -94,4 +94,8 @@ class ImageClassifier(BaseModel):
         return self.backbone.get_layer_depth(param_name, prefix='backbone.')
 
     def no_weight_decay(self) -> set[str]:
-        return {f'backbone.{n}' for n in self.backbone.no_weight_decay()} if hasattr(self.backbone, 'no_weight_decay') else set()
+        return (
+            {f'backbone.{n}' for n in self.backbone.no_weight_decay()}
+            if hasattr(self.backbone, 'no_weight_decay')
+            else set()
+        )

@@ -52,7 +52,9 @@ class LowFreqTargetGenerator(nn.Module):
         self.radius = radius
         self.reference_compatible = reference_compatible
         # persistent, 3 channels, as mmselfsup's checkpoint key target_generator.low_pass_filter (3, H, W)
-        self.register_buffer('low_pass_filter', low_pass_filter(h, w, radius, reference_compatible).expand(3, h, w).clone())
+        self.register_buffer(
+            'low_pass_filter', low_pass_filter(h, w, radius, reference_compatible).expand(3, h, w).clone()
+        )
 
     @torch.no_grad()
     def forward(self, inputs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,9 @@ class _ClsHead(nn.Module):
     def pre_logits(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x = feats[-1]
         if x.dim() != 2:
-            raise ValueError(f'{type(self).__name__} expects (B, D) features, got {tuple(x.shape)}; use a pooled out_type')
+            raise ValueError(
+                f'{type(self).__name__} expects (B, D) features, got {tuple(x.shape)}; use a pooled out_type'
+            )
         return x
 
     def loss(self, feats: tuple[torch.Tensor, ...], targets: torch.Tensor) -> dict:

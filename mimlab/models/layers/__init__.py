@@ -2,6 +2,11 @@ from .embed import PatchEmbed, build_2d_sincos_position_embedding, resize_pos_em
 from .transformer import FFN, LayerScale, MultiheadAttention, TransformerEncoderLayer
 
 __all__ = [
-    'PatchEmbed', 'build_2d_sincos_position_embedding', 'resize_pos_embed', 'FFN', 'LayerScale',
-    'MultiheadAttention', 'TransformerEncoderLayer',
+    'PatchEmbed',
+    'build_2d_sincos_position_embedding',
+    'resize_pos_embed',
+    'FFN',
+    'LayerScale',
+    'MultiheadAttention',
+    'TransformerEncoderLayer',
 ]
