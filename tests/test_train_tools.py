@@ -12,7 +12,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = 'configs/demo/mae_vit-test-p4_1xb64-coslr-10e_builtin-32px.py'
+DEMO = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 SMALL = ['train_dataloader.num_workers=0', 'default_hooks.logger.interval=1']
 
 

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e .
-.venv/bin/python tools/train.py configs/demo/mae_vit-test-p4_1xb64-coslr-10e_builtin-32px.py "$@"
+.venv/bin/python tools/train.py configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py "$@"

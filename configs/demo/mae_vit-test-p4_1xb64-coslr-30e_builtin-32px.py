@@ -3,7 +3,7 @@
 _base_ = ['../_base_/default_runtime.py']
 
 img_size = 32
-max_epochs = 10
+max_epochs = 30
 warmup_epochs = 1
 batch_size = 64
 
