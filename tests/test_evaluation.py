@@ -7,6 +7,7 @@ from mimlab.engine.optimizers import LARS
 from mimlab.evaluation import knn_predict, topk_accuracy
 from mimlab.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mimlab.structures import DataSample
+from tests.helpers import tiny_mae
 
 
 # ---------------------------------------------------------------------------------------------------- LARS
@@ -139,15 +140,7 @@ def test_knn_separable_is_perfect_and_random_is_chance():
 
 # ------------------------------------------------------------------------------------ pretrained checkpoint
 def test_mae_checkpoint_loads_into_classifier_with_exactly_head_and_neck_missing(tmp_path):
-    mae = MODELS.build(
-        dict(
-            type='MAE',
-            backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=8),
-            neck=dict(type='MAEPretrainDecoder', decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
-            head=dict(type='MAEPretrainHead', norm_pix=True),
-        )
-    )
-    mae.init_weights()
+    mae = tiny_mae()
     ckpt = tmp_path / 'mae.pth'
     torch.save(dict(meta=dict(), state_dict=mae.state_dict()), ckpt)
     probe = MODELS.build(

@@ -7,24 +7,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mimlab.models.algorithms.mae import MAE, patchify, random_masking, unpatchify
+from mimlab.models.algorithms.mae import patchify, random_masking, unpatchify
 from mimlab.models.layers import build_2d_sincos_position_embedding
 from mimlab.registry import MODELS
+from tests.helpers import tiny_mae
 
 MAE_B_CFG = 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
-
-
-def tiny_mae(**head) -> MAE:
-    model = MODELS.build(
-        dict(
-            type='MAE',
-            backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=4, mask_ratio=0.75),
-            neck=dict(type='MAEPretrainDecoder', decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
-            head=dict(type='MAEPretrainHead', norm_pix=True, **head),
-        )
-    )
-    model.init_weights()
-    return model
 
 
 # ----------------------------------------------------------------------------------------------------- masking
@@ -94,7 +82,7 @@ def test_sincos_equals_mmpretrain_with_halves_swapped():
 
 # --------------------------------------------------------------------------------------------------- loss
 def test_loss_counts_masked_patches_only():
-    model = tiny_mae().eval()
+    model = tiny_mae(patch_size=4).eval()
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
     latent, mask, ids_restore = model.backbone.forward_masked(x)
@@ -109,7 +97,7 @@ def test_loss_counts_masked_patches_only():
 
 
 def test_norm_pix_target_is_per_patch_standardised():
-    model = tiny_mae()
+    model = tiny_mae(patch_size=4)
     x = torch.randn(2, 3, 32, 32) * 5 + 3
     t = model.head.construct_target(x)
     assert torch.allclose(t.mean(-1), torch.zeros(2, 64), atol=1e-5)
@@ -117,7 +105,7 @@ def test_norm_pix_target_is_per_patch_standardised():
 
 
 def test_reconstruct_outputs():
-    model = tiny_mae().eval()
+    model = tiny_mae(patch_size=4).eval()
     x = torch.randn(2, 3, 32, 32)
     out = model.reconstruct(x)
     assert out['pred'].shape == (2, 3, 32, 32) and out['mask'].shape == (2, 1, 32, 32)
@@ -127,7 +115,7 @@ def test_reconstruct_outputs():
 
 
 def test_extract_feat_is_plain_vit():
-    model = tiny_mae().eval()
+    model = tiny_mae(patch_size=4).eval()
     feats = model.extract_feat(torch.randn(2, 3, 32, 32))
     assert feats[0].shape == (2, 1 + 64, 32)
 

@@ -3,20 +3,12 @@
 import pytest
 import torch
 
-from mimlab.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from mimlab.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from tests.helpers import tiny_mae
 
 
 def _mae():
-    model = MODELS.build(
-        dict(
-            type='MAE',
-            backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=8),
-            neck=dict(type='MAEPretrainDecoder', decoder_embed_dims=16, decoder_depth=2, decoder_num_heads=2),
-            head=dict(type='MAEPretrainHead', norm_pix=True),
-        )
-    )
-    model.init_weights()
-    return model
+    return tiny_mae(decoder_depth=2)
 
 
 def _build(model, **paramwise):

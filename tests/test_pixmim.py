@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 from mimlab.models.algorithms.pixmim import LowFreqTargetGenerator, low_pass_filter
 from mimlab.registry import MODELS
+from tests.helpers import tiny_mae
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
@@ -113,16 +114,7 @@ def test_pixmim_keys_are_mae_keys_plus_filter(repo_root):
 
 
 def test_pixmim_loss_uses_low_frequency_target():
-    model = MODELS.build(
-        dict(
-            type='PixMIM',
-            backbone=dict(type='MAEViT', arch='test', img_size=32, patch_size=8),
-            neck=dict(type='MAEPretrainDecoder', decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
-            head=dict(type='MAEPretrainHead', norm_pix=True),
-            target_generator=dict(type='LowFreqTargetGenerator', radius=4, img_size=32),
-        )
-    )
-    model.init_weights()
+    model = tiny_mae('PixMIM', target_generator=dict(type='LowFreqTargetGenerator', radius=4, img_size=32))
     x = torch.randn(2, 3, 32, 32)
     target = model.make_target(x)
     assert not torch.allclose(target, x)

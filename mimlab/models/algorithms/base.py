@@ -13,6 +13,15 @@ def _build(cfg, default_args: dict | None = None):
     return MODELS.build(cfg, default_args=default_args)
 
 
+def build_data_preprocessor(cfg) -> nn.Module:
+    """The model's data preprocessor, :class:`MIMDataPreprocessor` (ImageNet mean/std, BGR->RGB) by default.
+
+    Built from mimlab's registry here rather than by mmengine's ``BaseModel`` (which uses the root registry and would
+    need the default scope to be set).
+    """
+    return _build(cfg if cfg is not None else dict(type='MIMDataPreprocessor'))
+
+
 class BaseAlgorithm(BaseModel):
     """``forward(inputs, data_samples, mode)`` with ``mode`` 'loss' (a dict of losses) or 'tensor' (features).
 
@@ -30,11 +39,7 @@ class BaseAlgorithm(BaseModel):
     """
 
     def __init__(self, backbone, neck=None, head=None, target_generator=None, data_preprocessor=None, init_cfg=None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='MIMDataPreprocessor')
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
         self.backbone = _build(backbone)
         self.neck = _build(neck, self._neck_defaults())
         self.head = _build(head, self._head_defaults())

@@ -15,7 +15,7 @@ from timm.data.random_erasing import RandomErasing
 from mimlab.registry import MODELS
 from mimlab.structures import DataSample
 
-from .base import _build
+from .base import _build, build_data_preprocessor
 
 
 @MODELS.register_module()
@@ -34,11 +34,7 @@ class ImageClassifier(BaseModel):
     """
 
     def __init__(self, backbone, neck=None, head=None, train_cfg=None, data_preprocessor=None, init_cfg=None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='MIMDataPreprocessor')
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
         self.backbone = _build(backbone)
         self.neck = _build(neck)
         if head is None:
