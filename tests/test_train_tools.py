@@ -205,3 +205,26 @@ def test_test_py_refuses_a_pretraining_checkpoint(full_run, tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and 'no head.* weights' in proc.stderr
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    """A write killed half-way leaves the previous checkpoint intact and no partial file behind."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+
+    import mimlab.utils  # noqa: F401 - installs the atomic backend
+
+    target = tmp_path / 'epoch_1.pth'
+    LocalBackend().put(b'old checkpoint', target)
+    real_fsync = os.fsync
+
+    def killed(fd):  # the process dies after part of the data reached the temporary file
+        raise KeyboardInterrupt('killed while saving')
+
+    monkeypatch.setattr(os, 'fsync', killed)
+    with pytest.raises(KeyboardInterrupt):
+        LocalBackend().put(b'new checkpoint, only partly written', target)
+    monkeypatch.setattr(os, 'fsync', real_fsync)
+    assert target.read_bytes() == b'old checkpoint'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
+    LocalBackend().put_text('new', tmp_path / 'last_checkpoint')
+    assert (tmp_path / 'last_checkpoint').read_text() == 'new'

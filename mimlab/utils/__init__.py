@@ -1,5 +1,12 @@
+from .atomic_io import atomic_write
 from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint_weights_only
 from .dist import init_dist
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules', 'allow_mmengine_checkpoint_types', 'load_checkpoint_weights_only', 'init_dist']
+__all__ = [
+    'atomic_write',
+    'register_all_modules',
+    'allow_mmengine_checkpoint_types',
+    'load_checkpoint_weights_only',
+    'init_dist',
+]
