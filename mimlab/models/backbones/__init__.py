@@ -1,4 +1,5 @@
 from .base import BaseBackbone
+from .swin import SwinTransformer
 from .vit import VisionTransformer
 
-__all__ = ['BaseBackbone', 'VisionTransformer']
+__all__ = ['BaseBackbone', 'SwinTransformer', 'VisionTransformer']
