@@ -13,22 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
 IMG = 32
 
-# Per-algorithm overrides that keep the structure of the recipe but make it tiny.
+# Overrides that keep the structure of a recipe but make it tiny: by backbone type, then by algorithm type.
+TINY_BACKBONE = {
+    'MAEViT': dict(arch='test', img_size=IMG, patch_size=8),
+    'VisionTransformer': dict(arch='test', img_size=IMG, patch_size=8, init_cfg=None),
+    'SimMIMViT': dict(arch='test', img_size=IMG, patch_size=8),
+    'SimMIMSwinTransformer': dict(arch='test', img_size=IMG, window_size=2, pad_small_map=True),
+}
 TINY = {
-    'MAE': dict(
-        backbone=dict(arch='test', img_size=IMG, patch_size=8),
-        neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
-    ),
-    'PixMIM': dict(
-        backbone=dict(arch='test', img_size=IMG, patch_size=8),
-        neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
-        target_generator=dict(img_size=IMG, radius=6),
-    ),
-    'ImageClassifier': dict(
-        backbone=dict(arch='test', img_size=IMG, patch_size=8, init_cfg=None),
-        neck=dict(input_features=32),
-        head=dict(in_channels=32),
-    ),
+    'MAE': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
+    'PixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
+    'SimMIM': dict(),
+    'ImageClassifier': dict(neck=dict(input_features=32), head=dict(in_channels=32)),
 }
 
 
@@ -36,12 +32,16 @@ def _tiny_model_cfg(cfg: Config) -> dict:
     model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     overrides = TINY.get(model['type'])
     assert overrides is not None, f'add tiny overrides for algorithm {model["type"]} to tests/test_configs.py'
+    backbone = TINY_BACKBONE.get(model['backbone']['type'])
+    assert backbone is not None, f'add tiny overrides for backbone {model["backbone"]["type"]}'
+    model['backbone'] = {**model['backbone'], **backbone}
     for key, sub in overrides.items():
         if model.get(key) is not None:
             model[key] = {**model[key], **sub}
-    backbone = model['backbone']
-    if backbone.get('frozen_stages', -1) > 0:  # keep 'all blocks frozen' recipes fully frozen at the tiny depth
-        backbone['frozen_stages'] = 2
+    if model.get('target_generator') is not None:
+        model['target_generator'] = {**model['target_generator'], 'img_size': IMG, 'radius': 6}
+    if model['backbone'].get('frozen_stages', -1) > 0:  # keep 'all blocks frozen' recipes fully frozen
+        model['backbone']['frozen_stages'] = 2
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model:
         model['data_preprocessor'] = cfg.data_preprocessor
     return model
@@ -53,6 +53,8 @@ def _tiny_pipeline(pipeline: list) -> list:
         t = dict(t)
         if 'scale' in t and t['type'].endswith('Crop'):
             t['scale'] = IMG
+        if t['type'] == 'SimMIMMaskGenerator':  # the tiny models' patch grids: 4 px (Swin) or 8 px (ViT)
+            t.update(input_size=IMG, mask_patch_size=16, model_patch_size=min(t['model_patch_size'], 8))
         out.append(t)
     return out
 

@@ -2,6 +2,7 @@ from .base import BaseAlgorithm
 from .classifier import ImageClassifier
 from .mae import MAE, MAEPretrainDecoder, MAEPretrainHead, MAEViT, patchify, random_masking, unpatchify
 from .pixmim import LowFreqTargetGenerator, PixMIM, low_pass_filter
+from .simmim import SimMIM, SimMIMHead, SimMIMLinearDecoder, SimMIMMaskGenerator, SimMIMSwinTransformer, SimMIMViT
 
 __all__ = [
     'BaseAlgorithm',
@@ -16,4 +17,10 @@ __all__ = [
     'PixMIM',
     'LowFreqTargetGenerator',
     'low_pass_filter',
+    'SimMIM',
+    'SimMIMHead',
+    'SimMIMLinearDecoder',
+    'SimMIMMaskGenerator',
+    'SimMIMSwinTransformer',
+    'SimMIMViT',
 ]

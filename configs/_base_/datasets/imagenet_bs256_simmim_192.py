@@ -1,0 +1,24 @@
+# ImageNet-1k for SimMIM at 192 px: RandomResizedCrop (0.67, 1) (bilinear, as the official code's torchvision
+# default), flip, 32-px block masks over a 4-px patch grid (60% of the 36 blocks).
+dataset_type = 'ImageNet'
+data_root = 'data/imagenet/'
+img_size = 192
+data_preprocessor = dict(
+    type='MIMDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.67, 1.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='SimMIMMaskGenerator', input_size=img_size, mask_patch_size=32, model_patch_size=4, mask_ratio=0.6),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=256,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
+)
