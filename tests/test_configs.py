@@ -19,18 +19,20 @@ TINY_BACKBONE = {
     'VisionTransformer': dict(arch='test', img_size=IMG, patch_size=8, init_cfg=None),
     'SimMIMViT': dict(arch='test', img_size=IMG, patch_size=8),
     'SimMIMSwinTransformer': dict(arch='test', img_size=IMG, window_size=2, pad_small_map=True),
+    'SwinTransformer': dict(arch='test', img_size=IMG, window_size=2, pad_small_map=True, init_cfg=None),
 }
 TINY = {
     'MAE': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
     'PixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
     'SimMIM': dict(),
     'ImageClassifier': dict(neck=dict(input_features=32), head=dict(in_channels=32)),
+    'ImageClassifier/SwinTransformer': dict(head=dict(in_channels=128)),
 }
 
 
 def _tiny_model_cfg(cfg: Config) -> dict:
     model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    overrides = TINY.get(model['type'])
+    overrides = TINY.get(f'{model["type"]}/{model["backbone"]["type"]}', TINY.get(model['type']))
     assert overrides is not None, f'add tiny overrides for algorithm {model["type"]} to tests/test_configs.py'
     backbone = TINY_BACKBONE.get(model['backbone']['type'])
     assert backbone is not None, f'add tiny overrides for backbone {model["backbone"]["type"]}'

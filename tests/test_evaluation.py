@@ -177,3 +177,36 @@ def test_mae_checkpoint_loads_into_classifier_with_exactly_head_and_neck_missing
     assert all(p.grad is None for p in probe.backbone.parameters())
     assert probe.head.layers.head.weight.grad is not None
     assert not probe.backbone.layers[0].training
+
+
+def test_layer_decay_table_swin_b():
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='SwinTransformer', arch='base', img_size=192, window_size=6),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=1024),
+        )
+    )
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='LayerDecayOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=5e-3, weight_decay=0.05)),
+            paramwise_cfg=dict(layer_decay_rate=0.9),
+        )
+    )
+    groups = constructor(model).optimizer.param_groups
+    by_name = {n: g for g in groups for n in g['param_names']}
+    blocks = 24  # 2 + 2 + 18 + 2; depth 0 = stem, block k (counted over stages) = k + 1, the rest = 25
+    for name, depth in [
+        ('backbone.patch_embed.projection.weight', 0),
+        ('backbone.stages.0.blocks.0.attn.w_msa.qkv.weight', 1),
+        ('backbone.stages.2.blocks.17.ffn.layers.1.weight', 22),
+        ('backbone.stages.2.downsample.reduction.weight', 22),
+        ('backbone.stages.3.blocks.1.norm2.weight', 24),
+        ('backbone.norm3.weight', 25),
+        ('head.fc.weight', 25),
+    ]:
+        assert by_name[name]['lr'] == pytest.approx(5e-3 * 0.9 ** (blocks + 1 - depth)), name
+    assert by_name['backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table']['weight_decay'] == 0.0
+    assert len(groups) <= 2 * (blocks + 2)

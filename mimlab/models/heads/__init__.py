@@ -1,3 +1,3 @@
-from .cls_heads import ClsBatchNormNeck, LinearClsHead, VisionTransformerClsHead
+from .cls_heads import ClsBatchNormNeck, GlobalAveragePooling, LinearClsHead, VisionTransformerClsHead
 
-__all__ = ['ClsBatchNormNeck', 'LinearClsHead', 'VisionTransformerClsHead']
+__all__ = ['ClsBatchNormNeck', 'GlobalAveragePooling', 'LinearClsHead', 'VisionTransformerClsHead']

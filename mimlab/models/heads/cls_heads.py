@@ -24,6 +24,14 @@ class ClsBatchNormNeck(nn.Module):
         return tuple(self.bn(f) for f in feats)
 
 
+@MODELS.register_module()
+class GlobalAveragePooling(nn.Module):
+    """Average over the spatial positions of feature maps: (B, C, H, W) -> (B, C). No parameters."""
+
+    def forward(self, feats: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return tuple(f.mean(dim=(2, 3)) if f.dim() == 4 else f for f in feats)
+
+
 class _ClsHead(nn.Module):
     """Shared logic: last feature of the tuple -> logits; soft or hard targets; top-k predictions."""
 
