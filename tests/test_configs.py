@@ -26,13 +26,15 @@ TINY = {
     'PixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
     'SimMIM': dict(),
     'ImageClassifier': dict(neck=dict(input_features=32), head=dict(in_channels=32)),
+    'ImageClassifier/no-neck': dict(head=dict(in_channels=32)),
     'ImageClassifier/SwinTransformer': dict(head=dict(in_channels=128)),
 }
 
 
 def _tiny_model_cfg(cfg: Config) -> dict:
     model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    overrides = TINY.get(f'{model["type"]}/{model["backbone"]["type"]}', TINY.get(model['type']))
+    variant = model['backbone']['type'] if model.get('neck') is not None else 'no-neck'
+    overrides = TINY.get(f'{model["type"]}/{variant}', TINY.get(model['type']))
     assert overrides is not None, f'add tiny overrides for algorithm {model["type"]} to tests/test_configs.py'
     backbone = TINY_BACKBONE.get(model['backbone']['type'])
     assert backbone is not None, f'add tiny overrides for backbone {model["backbone"]["type"]}'

@@ -189,3 +189,19 @@ def test_mmcv_loading_and_flip_resolve_in_scope(tmp_path):
     assert np.array_equal(res['img'], img[:, ::-1])
     with pytest.raises(Exception, match='missing.png'):
         load(dict(img_path=str(tmp_path / 'missing.png')))
+
+
+def test_timm_randaugment_runs_every_op_on_bgr_arrays():
+    from mimlab.datasets.transforms import ResizeEdge, TimmRandAugment
+
+    t = TimmRandAugment('rand-m9-mstd0.5-inc1', img_size=32)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    np.random.seed(0)
+    import random
+
+    random.seed(0)
+    for _ in range(2000):  # includes magnitude draws at the cap, where posterize would keep 0 bits
+        out = t(dict(img=img))['img']
+        assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    resized = ResizeEdge(16, edge='short')(dict(img=np.zeros((40, 60, 3), np.uint8)))
+    assert resized['img'].shape == (16, 24, 3)

@@ -228,3 +228,32 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
     LocalBackend().put_text('new', tmp_path / 'last_checkpoint')
     assert (tmp_path / 'last_checkpoint').read_text() == 'new'
+
+
+def test_knn_hook_reports_accuracy_during_pretraining(tmp_path):
+    cfg = tmp_path / 'knn_hook.py'
+    cfg.write_text(
+        f"_base_ = '{ROOT / DEMO}'\n"
+        "loader = dict(batch_size=64, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),\n"
+        "              collate_fn=dict(type='default_collate'))\n"
+        "pipe = [dict(type='ResizeEdge', scale=32), dict(type='PackInputs')]\n"
+        "data = dict(type='BuiltinDataset', img_size=48, pipeline=pipe)\n"
+        "custom_hooks = [dict(type='KNNHook', interval=1, k=5,\n"
+        "    bank_dataloader=dict(**loader, dataset=dict(**data, split='train', num_samples=128)),\n"
+        "    query_dataloader=dict(**loader, dataset=dict(**data, split='val', num_samples=64)))]\n"
+    )
+    proc = run(
+        [
+            sys.executable,
+            'tools/train.py',
+            str(cfg),
+            '--work-dir',
+            str(tmp_path / 'w'),
+            '--cfg-options',
+            *SMALL,
+            'train_dataloader.dataset.num_samples=128',
+            'train_cfg.max_epochs=2',
+        ]
+    )
+    reports = [line for line in (proc.stdout + proc.stderr).splitlines() if 'knn/top1=' in line]
+    assert len(reports) == 2, reports  # after each of the 2 epochs
