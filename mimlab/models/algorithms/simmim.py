@@ -115,17 +115,7 @@ class SimMIMViT(VisionTransformer):
         """Args: x (B, 3, H, W); mask (B, Hp, Wp). Returns: (B, D, Hp, Wp) feature maps per out index."""
         tokens, hw = self.patch_embed(x)  # (B, L, D)
         tokens = _blend_mask_token(tokens, mask, self.mask_token)
-        if self.cls_token is not None:
-            tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)  # (B, 1 + L, D)
-        x = self.pre_norm(self.drop_after_pos(tokens + self.pos_embed))
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i == self.num_layers - 1 and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, hw))
-        return tuple(outs)
+        return self.forward_tokens(self.add_position(tokens, hw), hw)
 
     def no_weight_decay(self) -> set[str]:
         return super().no_weight_decay() | {'mask_token'}

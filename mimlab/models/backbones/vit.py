@@ -206,14 +206,17 @@ class VisionTransformer(BaseBackbone):
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch-embed, prepend cls, add the (resized) position table. (B, C, H, W) -> (B, E+L, D)."""
         x, hw = self.patch_embed(x)  # (B, L, D)
+        return self.add_position(x, hw), hw
+
+    def add_position(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Patch tokens (B, L, D) -> (B, E+L, D): prepend cls, add the position table resized to ``hw``."""
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, L, D) -> (B, 1+L, D)
         pos = resize_pos_embed(self.pos_embed, self.patch_resolution, hw, self.interpolate_mode, self.num_extra_tokens)
-        return self.pre_norm(self.drop_after_pos(x + pos)), hw
+        return self.pre_norm(self.drop_after_pos(x + pos))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, C, H, W). Returns: one tensor per ``out_indices``, shaped by ``out_type``."""
-        x, hw = self.embed(x)
+    def forward_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        """The blocks on embedded tokens (B, E+L, D); one output per ``out_indices``, shaped by ``out_type``."""
         outs = []
         for i, layer in enumerate(self.layers):
             x = layer(x)
@@ -222,6 +225,10 @@ class VisionTransformer(BaseBackbone):
             if i in self.out_indices:
                 outs.append(self._format_output(x, hw))
         return tuple(outs)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, C, H, W). Returns: one tensor per ``out_indices``, shaped by ``out_type``."""
+        return self.forward_tokens(*self.embed(x))
 
     def _format_output(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         if self.out_type == 'raw':
