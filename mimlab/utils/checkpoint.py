@@ -63,3 +63,35 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
 
 
 allow_mmengine_checkpoint_types()
+
+
+def state_dict_of(checkpoint, path: str = '<checkpoint>') -> dict:
+    """The tensors of a loaded checkpoint: under ``state_dict`` (mmengine), ``model`` (timm / official MAE) or at the
+    top level.
+
+    Raises:
+        TypeError: naming ``path`` when the object holds no mapping of tensors.
+    """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'{path} is not a checkpoint: it holds a {type(checkpoint).__name__}, not a dict of tensors')
+    state = checkpoint.get('state_dict', checkpoint.get('model', checkpoint))
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TypeError(f'{path} is not a checkpoint: found no tensors (keys: {sorted(checkpoint)[:10]})')
+    return state
+
+
+def load_model_weights(model: torch.nn.Module, path: str, prefix: str = '', strict: bool = True) -> None:
+    """Load ``path`` (weights-only) into ``model``; with ``prefix`` only keys starting with it, prefix removed.
+
+    Raises:
+        RuntimeError: naming the file and listing missing keys, unexpected keys and shape mismatches.
+    """
+    state = state_dict_of(load_checkpoint_weights_only(path), path)
+    if prefix:
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise RuntimeError(f'{path} has no keys starting with {prefix!r}')
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as e:
+        raise RuntimeError(f'{path} does not fit {type(model).__name__}: {e}') from e
