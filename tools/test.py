@@ -10,22 +10,31 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a mimlab model')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where logs go')
+    parser.add_argument('--work-dir', help='where logs go (default ./work_dirs/<config name>)')
+    parser.add_argument('--out', help='write the predictions (a .pkl file) or, with --out-item metrics, the metrics')
+    parser.add_argument(
+        '--out-item', choices=['pred', 'metrics'], default='pred', help='what --out holds (default: pred)'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
+    # torch.distributed.launch passes --local-rank instead of setting the variable mmengine reads
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def main():
     args = parse_args()
+    import mmengine
+
     from mimlab.engine.launch import build_runner, check_test_checkpoint, merge_test_args
 
     cfg = merge_test_args(Config.fromfile(args.config), args)
     check_test_checkpoint(cfg, args.checkpoint)
-    build_runner(cfg).test()
+    metrics = build_runner(cfg).test()
+    if args.out and args.out_item == 'metrics':
+        mmengine.dump(metrics, args.out)
 
 
 if __name__ == '__main__':

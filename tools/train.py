@@ -15,7 +15,7 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from PATH, or without PATH from the latest checkpoint',
+        help='resume from PATH, or without PATH from the latest checkpoint in the work dir',
     )
     parser.add_argument('--amp', action='store_true', help='mixed precision: bf16 where supported, else fp16')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base batch')
@@ -24,6 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
+    # torch.distributed.launch passes --local-rank instead of setting the variable mmengine reads
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -1,8 +1,11 @@
 """Image-folder and annotation-file datasets in the layouts mmpretrain users already have.
 
-- class-per-folder: ``{data_root}/{data_prefix}/{class}/{image}``; classes are the sorted folder names.
-- annotation file: ``{data_root}/{ann_file}`` with lines ``relative/path.JPEG label`` (or only the path when
-  ``with_label=False``), paths relative to ``{data_root}/{data_prefix}``.
+- class-per-folder: ``{data_root}/{data_prefix}/{class}/.../{image}``; the classes are the sorted folder names and a
+  label is the index of its folder.
+- annotation file: ``{data_root}/{ann_file}`` with lines ``relative/path.JPEG label`` (only the path when
+  ``with_label=False``), the paths relative to ``{data_root}/{data_prefix}``.
+
+Files are listed in sorted order, so the sample order is the same on every machine and in every process.
 """
 
 import os
@@ -10,6 +13,7 @@ import os.path as osp
 from collections.abc import Sequence
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from mimlab.registry import DATASETS
 
@@ -18,18 +22,24 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tif
 
 @DATASETS.register_module()
 class CustomDataset(BaseDataset):
-    """A labelled (or unlabelled) image collection read from folders or an annotation file.
+    """A labelled (or unlabelled) image collection read from class folders or an annotation file.
+
+    ``data_list`` entries are ``dict(img_path=..., gt_label=int)`` (no ``gt_label`` when unlabelled); the pipeline
+    usually starts with mmcv's ``LoadImageFromFile``.
 
     Args:
-        data_root: Root folder.
-        data_prefix: Image folder relative to ``data_root`` (or absolute).
-        ann_file: Annotation file relative to ``data_root``; empty = scan the class folders.
-        with_label: Read labels (annotation files) / class folders (folder scan); False = unlabelled images.
-        extensions: Image file suffixes accepted by the folder scan (case-insensitive).
-        metainfo: e.g. ``dict(classes=(...))`` to name classes of an annotation file.
+        data_root: Root folder; ``data_prefix`` and ``ann_file`` are relative to it unless absolute.
+        data_prefix: Image folder (or ``dict(img_path=...)`` as mmengine writes it).
+        ann_file: Annotation file; empty to scan the class folders instead.
+        with_label: Read labels. False: annotation lines are bare paths, and the folder scan lists every image under
+            ``data_prefix`` at any depth, without classes.
+        extensions: Image file suffixes the folder scan accepts (case-insensitive).
+        metainfo: e.g. ``dict(classes=(...))``. With a folder scan, classes that are the folder names (in any order)
+            set the labels; other names must be as many as the folders and only rename them, as in mmpretrain.
         pipeline: Transforms applied to each sample.
-        test_mode: mmengine test mode (no re-fetch of failing samples).
-        lazy_init: Defer reading the file list until first use.
+        test_mode: mmengine test mode (a failing sample raises instead of being replaced by another).
+        lazy_init: List the files on first use instead of in the constructor.
+        **kwargs: Other :class:`mmengine.dataset.BaseDataset` arguments (``indices``, ``serialize_data``, ...).
     """
 
     def __init__(
@@ -49,6 +59,7 @@ class CustomDataset(BaseDataset):
             data_prefix = dict(img_path=data_prefix)
         self.with_label = with_label
         self.extensions = tuple(e.lower() for e in extensions)
+        # The paths as configured, for error messages (mmengine joins them with data_root in place).
         self._cfg_paths = dict(data_root=data_root, data_prefix=data_prefix.get('img_path', ''), ann_file=ann_file)
         super().__init__(
             ann_file=ann_file,
@@ -62,83 +73,133 @@ class CustomDataset(BaseDataset):
         )
 
     def _where(self) -> str:
-        return ', '.join(f'{k}={v!r}' for k, v in self._cfg_paths.items() if v)
+        return ', '.join(f'{k}={v!r}' for k, v in self._cfg_paths.items() if v) or 'no paths configured'
 
     def load_data_list(self) -> list[dict]:
+        """List the samples; raises ``FileNotFoundError`` naming the config key of a missing path."""
+        name = type(self).__name__
         img_dir = self.data_prefix['img_path']
         if self.data_root and not osp.isdir(self.data_root):
-            raise FileNotFoundError(f'{type(self).__name__}: data_root {self.data_root!r} does not exist')
+            raise FileNotFoundError(f'{name}: data_root {self.data_root!r} does not exist')
+        if not img_dir:
+            raise FileNotFoundError(f'{name}: no image folder; set data_root and/or data_prefix')
         if not osp.isdir(img_dir):
-            raise FileNotFoundError(f'{type(self).__name__}: image folder {img_dir!r} does not exist ({self._where()})')
+            raise FileNotFoundError(f'{name}: image folder {img_dir!r} does not exist (data_prefix; {self._where()})')
         if self.ann_file:
             return self._from_ann_file(img_dir)
         return self._from_folders(img_dir)
 
     def _from_ann_file(self, img_dir: str) -> list[dict]:
+        name = type(self).__name__
         if not osp.isfile(self.ann_file):
-            raise FileNotFoundError(
-                f'{type(self).__name__}: ann_file {self.ann_file!r} does not exist ({self._where()})'
-            )
+            raise FileNotFoundError(f'{name}: ann_file {self.ann_file!r} does not exist ({self._where()})')
+        classes = self._metainfo.get('classes')
         data = []
         with open(self.ann_file) as f:
             for lineno, line in enumerate(f, 1):
-                parts = line.strip().rsplit(' ', 1) if self.with_label else [line.strip()]
-                if not parts[0]:
+                line = line.strip()
+                if not line:
                     continue
-                info = dict(img_path=osp.join(img_dir, parts[0]))
-                if self.with_label:
-                    if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                        raise ValueError(
-                            f'{self.ann_file}:{lineno}: expected "<path> <int label>", got {line.strip()!r}'
-                        )
-                    info['gt_label'] = int(parts[1])
-                data.append(info)
+                if not self.with_label:
+                    data.append(dict(img_path=osp.join(img_dir, line)))
+                    continue
+                # Split at the last space only: file names may contain spaces, labels do not.
+                parts = line.rsplit(' ', 1)
+                if len(parts) != 2 or not parts[1].isdigit():
+                    raise ValueError(f'{self.ann_file}:{lineno}: expected "<path> <label>", got {line!r}')
+                label = int(parts[1])
+                if classes is not None and label >= len(classes):
+                    raise ValueError(f'{self.ann_file}:{lineno}: label {label} but metainfo has {len(classes)} classes')
+                data.append(dict(img_path=osp.join(img_dir, parts[0].strip()), gt_label=label))
         if not data:
-            raise ValueError(f'{type(self).__name__}: ann_file {self.ann_file!r} lists no images')
+            raise ValueError(f'{name}: ann_file {self.ann_file!r} lists no images')
         return data
+
+    def _images(self, folder: str) -> list[str]:
+        """Image files under ``folder`` at any depth, sorted."""
+        found = []
+        for dirpath, dirnames, files in os.walk(folder, followlinks=True):
+            dirnames.sort()
+            found += [osp.join(dirpath, f) for f in sorted(files) if f.lower().endswith(self.extensions)]
+        return found
 
     def _from_folders(self, img_dir: str) -> list[dict]:
-        def images(folder):
-            for dirpath, _, files in sorted(os.walk(folder, followlinks=True)):
-                for name in sorted(files):
-                    if name.lower().endswith(self.extensions):
-                        yield osp.join(dirpath, name)
-
+        name = type(self).__name__
         if not self.with_label:
-            data = [dict(img_path=p) for p in images(img_dir)]
-        else:
-            classes = sorted(d.name for d in os.scandir(img_dir) if d.is_dir())
-            if not classes:
-                raise ValueError(f'{type(self).__name__}: no class folders in {img_dir!r} ({self._where()})')
-            if self._metainfo.get('classes') is None:
-                self._metainfo['classes'] = tuple(classes)
-            data = [
-                dict(img_path=p, gt_label=label)
-                for label, cls in enumerate(classes)
-                for p in images(osp.join(img_dir, cls))
-            ]
+            data = [dict(img_path=p) for p in self._images(img_dir)]
+            if not data:
+                raise ValueError(f'{name}: no images with suffix {self.extensions} under {img_dir!r}')
+            return data
+
+        folders = sorted(d.name for d in os.scandir(img_dir) if d.is_dir())
+        if not folders:
+            raise ValueError(
+                f'{name}: no class folders in {img_dir!r} ({self._where()}); '
+                'expected {class}/{image} sub-folders, or set ann_file, or with_label=False'
+            )
+        label_of = self._folder_labels(folders)
+        data, empty = [], []
+        for folder in folders:
+            paths = self._images(osp.join(img_dir, folder))
+            empty += [] if paths else [folder]
+            data += [dict(img_path=p, gt_label=label_of[folder]) for p in paths]
         if not data:
-            raise ValueError(f'{type(self).__name__}: no images with suffix {self.extensions} under {img_dir!r}')
+            raise ValueError(f'{name}: no images with suffix {self.extensions} in the class folders of {img_dir!r}')
+        if empty:
+            print_log(f'{name}: {len(empty)} class folder(s) without images: {empty[:5]}', 'current', 'WARNING')
         return data
 
+    def _folder_labels(self, folders: list[str]) -> dict[str, int]:
+        """Folder name -> label; also sets ``metainfo['classes']`` when it was not given."""
+        classes = self._metainfo.get('classes')
+        if classes is None:
+            self._metainfo['classes'] = tuple(folders)
+            return {f: i for i, f in enumerate(folders)}
+        classes = tuple(classes)
+        if set(folders) <= set(classes):
+            return {f: classes.index(f) for f in folders}
+        if len(classes) == len(folders):  # display names for the sorted folders, e.g. ImageNet wnid folders
+            return {f: i for i, f in enumerate(folders)}
+        raise ValueError(
+            f'{type(self).__name__}: metainfo has {len(classes)} classes but {self.data_prefix["img_path"]!r} has '
+            f'{len(folders)} class folders that are not among them (e.g. {folders[0]!r})'
+        )
+
     def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``; an error is re-raised naming the sample's index and file."""
         try:
             return super().prepare_data(idx)
-        except Exception as e:  # noqa: BLE001 - re-raised naming the sample
+        except Exception as e:
             path = self.get_data_info(idx).get('img_path', '?')
             raise RuntimeError(f'{type(self).__name__}[{idx}] {path}: {type(e).__name__}: {e}') from e
 
 
 @DATASETS.register_module()
 class ImageNet(CustomDataset):
-    """ImageNet in mmpretrain's layout: ``split`` picks ``{split}/`` and ``meta/{split}.txt`` when it exists.
+    """ImageNet in mmpretrain's layout: ``split`` picks the folder ``{split}/`` and ``meta/{split}.txt`` if it exists.
+
+    Without ``meta/{split}.txt`` the class folders of ``{split}/`` are scanned. The classes come from the folder names
+    or ``metainfo``; the 1000 ImageNet names are not shipped.
 
     Args:
         data_root: e.g. 'data/imagenet'.
-        split: 'train', 'val' or 'test' ('test' is unlabelled); empty to use data_prefix/ann_file directly.
+        split: 'train', 'val' or 'test' ('test' is unlabelled unless ``with_label`` is given); empty to use
+            ``data_prefix`` and ``ann_file`` as given.
+        data_prefix: Image folder; defaults to ``split``.
+        ann_file: Annotation file; defaults to ``meta/{split}.txt`` when that file exists.
+        metainfo: e.g. ``dict(classes=(...))``.
+        **kwargs: :class:`CustomDataset` arguments.
     """
 
-    def __init__(self, data_root: str = '', split: str = '', data_prefix: str = '', ann_file: str = '', **kwargs):
+    def __init__(
+        self,
+        data_root: str = '',
+        split: str = '',
+        data_prefix: str | dict = '',
+        ann_file: str = '',
+        metainfo: dict | None = None,
+        **kwargs,
+    ):
         if split:
             if split not in ('train', 'val', 'test'):
                 raise ValueError(f'ImageNet split must be "train", "val" or "test", got {split!r}')
@@ -147,4 +208,4 @@ class ImageNet(CustomDataset):
                 ann_file = f'meta/{split}.txt'
             if split == 'test':
                 kwargs.setdefault('with_label', False)
-        super().__init__(data_root=data_root, data_prefix=data_prefix, ann_file=ann_file, **kwargs)
+        super().__init__(data_root=data_root, data_prefix=data_prefix, ann_file=ann_file, metainfo=metainfo, **kwargs)

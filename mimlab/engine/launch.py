@@ -1,5 +1,11 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do, as functions the tests call directly."""
+"""What ``tools/train.py`` and ``tools/test.py`` do, as functions the tests call directly.
 
+The tools only parse arguments; everything else happens here, in this order: merge the flags into the config
+(:func:`merge_train_args` / :func:`merge_test_args`), then :func:`build_runner`, which initialises the process group
+itself (:func:`setup_distributed`) before mmengine's ``Runner`` would try to, because mmengine's launchers need CUDA.
+"""
+
+import datetime
 import os
 import os.path as osp
 import warnings
@@ -7,8 +13,9 @@ import warnings
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from torch.nn.parallel import DistributedDataParallel
 
-from mimlab.registry import RUNNERS
+from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist, register_all_modules
 
 __all__ = [
@@ -22,13 +29,23 @@ __all__ = [
 
 
 def resolve_amp(cfg: Config) -> None:
-    """Pick the AMP precision for ``AmpOptimWrapper`` recipes: bf16 where the GPU supports it, else fp16 with a
-    dynamic loss scale; on a machine without CUDA fall back to fp32 (mmengine's AmpOptimWrapper needs a GPU)."""
-    ow = cfg.optim_wrapper
-    if ow.get('type') != 'AmpOptimWrapper':
+    """Pick the precision of an ``AmpOptimWrapper`` recipe for this machine, in place.
+
+    - CUDA with bf16 support: ``dtype='bfloat16'`` and no loss scaling (bf16 has fp32's exponent range, and a
+      GradScaler would only add an inf check, a host sync, to every step).
+    - CUDA without bf16, or ``dtype='float16'`` requested: fp16 with ``loss_scale='dynamic'`` unless set.
+    - No CUDA: warn and train in fp32 with a plain ``OptimWrapper`` (mmengine's ``AmpOptimWrapper`` asserts a GPU).
+
+    Configs that are not AMP are left alone.
+    """
+    ow = cfg.get('optim_wrapper')
+    if ow is None or ow.get('type') != 'AmpOptimWrapper':
         return
     if not torch.cuda.is_available():
-        warnings.warn('AMP needs a GPU; this machine has none, so the run uses fp32 (OptimWrapper)')
+        warnings.warn(
+            'mixed precision (AmpOptimWrapper) needs a GPU and this machine has none: training in fp32 instead',
+            stacklevel=2,
+        )
         ow['type'] = 'OptimWrapper'
         ow.pop('loss_scale', None)
         ow.pop('dtype', None)
@@ -36,82 +53,147 @@ def resolve_amp(cfg: Config) -> None:
     if ow.get('dtype') is None and torch.cuda.is_bf16_supported():
         ow['dtype'] = 'bfloat16'
     if ow.get('dtype') in ('bfloat16', torch.bfloat16):
-        ow.pop('loss_scale', None)  # bf16 has fp32's range: no loss scaling
+        # mmengine has no "no scaler" switch; a disabled GradScaler makes scale/unscale/step plain pass-throughs
+        ow['loss_scale'] = dict(enabled=False)
     else:
         ow.setdefault('loss_scale', 'dynamic')
 
 
-def _apply_common(cfg: Config, args) -> Config:
+def _apply_common(cfg: Config, args) -> None:
+    """Flags shared by train.py and test.py: work dir and launcher."""
     if getattr(args, 'work_dir', None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.launcher = args.launcher
-    return cfg
-
-
-def merge_train_args(cfg: Config, args) -> Config:
-    """Apply train.py's flags to ``cfg`` (``--cfg-options`` last, so they win)."""
-    _apply_common(cfg, args)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', {})['enable'] = True
-    if args.no_validate:
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    _dataloader_defaults(cfg)
-    resolve_amp(cfg)
-    return cfg
+    cfg.launcher = getattr(args, 'launcher', 'none')
 
 
 def _dataloader_defaults(cfg: Config) -> None:
+    """mmpretrain's dataloader defaults, each overridable by the config; pinning only where there is a GPU."""
+    cuda = torch.cuda.is_available()
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if loader is None:
             continue
         loader.setdefault('collate_fn', dict(type='default_collate'))
-        loader.setdefault('pin_memory', torch.cuda.is_available())
-        if loader.get('num_workers', 0) == 0:
+        loader.setdefault('pin_memory', cuda)
+        if loader.get('num_workers', 0) > 0:
+            loader.setdefault('persistent_workers', True)
+        else:
+            # torch's DataLoader refuses persistent workers without workers (e.g. `num_workers=0` for debugging)
             loader['persistent_workers'] = False
 
 
+def merge_train_args(cfg: Config, args) -> Config:
+    """Apply ``tools/train.py``'s flags to ``cfg`` the way mmpretrain's train.py does.
+
+    Args:
+        cfg: The loaded config; changed in place.
+        args: Parsed arguments with ``config``, ``work_dir``, ``resume`` (None, ``'auto'`` for a bare ``--resume``,
+            or a path), ``amp``, ``auto_scale_lr``, ``no_validate``, ``cfg_options`` and ``launcher``.
+
+    Returns:
+        ``cfg``. ``--cfg-options`` are merged after the other flags, so they win; the dataloader defaults and the
+        AMP precision are filled in afterwards, so they see the final values.
+
+    Raises:
+        ValueError: ``--auto-scale-lr`` for a config without ``auto_scale_lr.base_batch_size``.
+    """
+    _apply_common(cfg, args)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    if args.resume == 'auto':
+        # mmengine then resumes from the checkpoint named in work_dir/last_checkpoint (or starts afresh)
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        # not cfg.setdefault(...)[...] = ...: for a missing key Config stores a copy of the default
+        cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    auto_scale_lr = cfg.get('auto_scale_lr') or {}
+    if auto_scale_lr.get('enable') and 'base_batch_size' not in auto_scale_lr:
+        raise ValueError(
+            f'--auto-scale-lr: {args.config} sets no auto_scale_lr.base_batch_size (the total batch size its lr is '
+            'meant for); add it with --cfg-options auto_scale_lr.base_batch_size=N'
+        )
+    _dataloader_defaults(cfg)
+    resolve_amp(cfg)
+    return cfg
+
+
 def merge_test_args(cfg: Config, args) -> Config:
+    """Apply ``tools/test.py``'s flags to ``cfg``: evaluate ``args.checkpoint``.
+
+    Args:
+        cfg: The loaded config; changed in place.
+        args: Parsed arguments with ``config``, ``checkpoint``, ``work_dir``, ``cfg_options``, ``launcher`` and
+            optionally ``out`` / ``out_item``. ``out`` with ``out_item='pred'`` (the default) adds mmengine's
+            ``DumpResults`` to the test evaluator, which pickles every sample's prediction; ``out_item='metrics'``
+            is written by the caller from ``runner.test()``'s return value.
+
+    Returns:
+        ``cfg``.
+
+    Raises:
+        ValueError: ``out`` for predictions is not a ``.pkl`` file, or the test loop makes no per-sample predictions.
+    """
     _apply_common(cfg, args)
     cfg.load_from = args.checkpoint
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    out, out_item = getattr(args, 'out', None), getattr(args, 'out_item', None) or 'pred'
+    if out and out_item == 'pred':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {out}: predictions are pickled, so the file must end in .pkl or .pickle')
+        if (cfg.get('test_cfg') or {}).get('type') == 'KNNTestLoop':
+            raise ValueError('KNNTestLoop makes no per-sample predictions to dump; use --out-item metrics')
+        evaluators = cfg.get('test_evaluator') or []
+        evaluators = [evaluators] if isinstance(evaluators, dict) else list(evaluators)
+        cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=out)]
     _dataloader_defaults(cfg)
-    if cfg.get('optim_wrapper') is not None:
-        resolve_amp(cfg)
+    resolve_amp(cfg)
     return cfg
 
 
 def setup_distributed(cfg: Config) -> None:
-    """Initialise the process group for 'pytorch'/'slurm' launchers ourselves (works without CUDA)."""
-    if cfg.launcher == 'none':
+    """Initialise the process group for ``cfg.launcher`` ('pytorch' or 'slurm'); a no-op for 'none'.
+
+    Works without CUDA (gloo). On such machines it also gives the config a DDP wrapper with ``device_ids=None``:
+    mmengine passes ``device_ids=[LOCAL_RANK]`` to DDP, both when it builds the default wrapper and as a default
+    argument of a configured one, and DDP rejects device ids for a module on the CPU.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none':
         return
-    os.environ.setdefault('LOCAL_RANK', '0')
-    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
-    init_dist(cfg.launcher, backend=backend)
-    if not torch.cuda.is_available():
-        # mmengine passes device_ids=[LOCAL_RANK] to DDP (also as a default arg of a configured wrapper), which CPU
-        # modules reject: state device_ids=None explicitly
-        wrapper = cfg.get('model_wrapper_cfg') or dict(
-            type='MMDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False),
-        )
+    os.environ.setdefault('LOCAL_RANK', '0')  # mmengine reads it when wrapping the model
+    dist_cfg = dict((cfg.get('env_cfg') or {}).get('dist_cfg') or {})
+    backend = dist_cfg.pop('backend', None)
+    if 'timeout' in dist_cfg:  # seconds in the config, as mmengine's own set-up reads them
+        dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    init_dist(launcher, backend=backend, **dist_cfg)
+    if torch.cuda.is_available():
+        return
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False),
+    )
+    wrapper_type = MODEL_WRAPPERS.get(wrapper.get('type', 'MMDistributedDataParallel'))
+    if isinstance(wrapper_type, type) and issubclass(wrapper_type, DistributedDataParallel):
         wrapper['device_ids'] = None
-        cfg.model_wrapper_cfg = wrapper
+    cfg.model_wrapper_cfg = wrapper
 
 
 def build_runner(cfg: Config) -> Runner:
+    """Register mimlab's modules, set up the process group, and build the runner ``cfg`` names.
+
+    ``Runner.from_cfg``, or ``RUNNERS.build`` when the config sets ``runner_type`` (e.g. ``FlexibleRunner``).
+    """
+    # the config's default_scope='mimlab' makes the runner set the scope; importing the modules registers them
     register_all_modules(init_default_scope=False)
     setup_distributed(cfg)
     if 'runner_type' in cfg:

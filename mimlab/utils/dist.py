@@ -12,16 +12,34 @@ import torch
 import torch.distributed as dist
 
 
+def _first_host(node_list: str) -> str:
+    """The first host of a Slurm node list (``node[01-04]`` -> ``node01``), the rendezvous address of the job."""
+    try:
+        hosts = subprocess.run(
+            ['scontrol', 'show', 'hostname', node_list], capture_output=True, text=True, check=False
+        ).stdout.split()
+    except OSError:  # no scontrol on this host's PATH
+        hosts = []
+    if hosts:
+        return hosts[0]
+    if int(os.environ.get('SLURM_NNODES', '1')) == 1:
+        return '127.0.0.1'  # every task is on this node
+    # a guessed address would leave every task waiting for a rendezvous that never happens
+    raise RuntimeError(
+        f'cannot resolve the first host of SLURM_NODELIST={node_list!r} (scontrol failed); set MASTER_ADDR'
+    )
+
+
 def _slurm_env(port: int | None) -> None:
     """Translate Slurm's task variables into torch.distributed's env:// variables."""
+    for var in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'):
+        if var not in os.environ:
+            raise RuntimeError(f'--launcher slurm needs the environment variable {var}; start the job with srun')
     proc_id = int(os.environ['SLURM_PROCID'])
     ntasks = int(os.environ['SLURM_NTASKS'])
     node_list = os.environ['SLURM_NODELIST']
     if 'MASTER_ADDR' not in os.environ:
-        out = subprocess.run(
-            ['scontrol', 'show', 'hostname', node_list], capture_output=True, text=True, check=False
-        ).stdout.split()
-        os.environ['MASTER_ADDR'] = out[0] if out else '127.0.0.1'
+        os.environ['MASTER_ADDR'] = _first_host(node_list)
     if port is not None:
         os.environ['MASTER_PORT'] = str(port)
     elif 'MASTER_PORT' not in os.environ:

@@ -1,5 +1,6 @@
-# ImageNet-1k for SimMIM at 192 px: RandomResizedCrop (0.67, 1) (bilinear, as the official code's torchvision
-# default), flip, 32-px block masks over a 4-px patch grid (60% of the 36 blocks).
+# ImageNet-1k for SimMIM at 192 px: RandomResizedCrop scale (0.67, 1), aspect (3/4, 4/3), flip, then 32-px block
+# masks over the 4-px patch grid (22 of the 36 blocks). Interpolation is bilinear, not bicubic: the official code uses
+# torchvision's default (bilinear, antialiased PIL) and mmpretrain's config mmcv's default (bilinear).
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 img_size = 192
@@ -8,7 +9,13 @@ data_preprocessor = dict(
 )
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.67, 1.0)),
+    dict(
+        type='RandomResizedCrop',
+        scale=img_size,
+        crop_ratio_range=(0.67, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        interpolation='bilinear',
+    ),
     dict(type='RandomFlip', prob=0.5),
     dict(type='SimMIMMaskGenerator', input_size=img_size, mask_patch_size=32, model_patch_size=4, mask_ratio=0.6),
     dict(type='PackInputs'),

@@ -1,6 +1,10 @@
 """Random resized crops on HWC uint8 arrays.
 
-Randomness comes from numpy's global generator, which mmengine seeds per worker, so pipelines are reproducible.
+Randomness comes from numpy's global generator, which mmengine seeds in every data-loader worker, so pipelines are
+reproducible. ``RandomResizedCrop`` draws exactly the numbers mmpretrain's does, in the same order, so with the same
+numpy seed both pick the same crops.
+
+Legend: ``H x W`` input image, ``h x w`` crop, ``C`` channels (or none for a grey image).
 """
 
 import math
@@ -22,111 +26,166 @@ _CV2 = {
 
 
 def resize(img: np.ndarray, size: tuple[int, int], interpolation: str, backend: str) -> np.ndarray:
-    """Resize (H, W, C) uint8 to ``size = (w, h)`` with PIL (antialiased, as torchvision on PIL images) or cv2."""
-    if (img.shape[1], img.shape[0]) == tuple(size):
+    """Resize an image to ``size = (h, w)``.
+
+    Args:
+        img: (H, W, C) or (H, W) uint8; may be a strided view.
+        size: Output (h, w).
+        interpolation: 'nearest', 'bilinear', 'bicubic' or 'lanczos'.
+        backend: 'pillow' (antialiased when shrinking, what torchvision does to PIL images) or 'cv2' (no
+            antialiasing, faster).
+
+    Returns:
+        (h, w, C) or (h, w) uint8; ``img`` itself if it already has that size.
+    """
+    h, w = size
+    if img.shape[:2] == (h, w):
         return img
     if backend == 'pillow':
-        return np.asarray(Image.fromarray(img).resize(tuple(size), _PIL[interpolation]))
+        # PIL works on any channel order: BGR stays BGR.
+        return np.asarray(Image.fromarray(img).resize((w, h), _PIL[interpolation]))
     if backend == 'cv2':
-        return cv2.resize(img, tuple(size), interpolation=_CV2[interpolation])
+        return cv2.resize(img, (w, h), interpolation=_CV2[interpolation])
     raise ValueError(f'backend must be "pillow" or "cv2", got {backend!r}')
 
 
 class _ResizedCropBase(BaseTransform):
+    """Cut the window that :meth:`crop_box` draws, then resize it to ``scale``."""
+
     def __init__(self, scale, crop_ratio_range, aspect_ratio_range, interpolation, backend):
         super().__init__()
-        self.scale = (scale, scale) if isinstance(scale, int) else tuple(scale)  # (w, h)
+        # (h, w), as mmpretrain's RandomResizedCrop (mmcv's Resize uses (w, h)).
+        self.scale = (int(scale), int(scale)) if isinstance(scale, (int, np.integer)) else tuple(map(int, scale))
         self.crop_ratio_range = tuple(crop_ratio_range)
         self.aspect_ratio_range = tuple(aspect_ratio_range)
+        if len(self.scale) != 2 or min(self.scale) <= 0:
+            raise ValueError(f'scale must be a positive int or (h, w), got {scale!r}')
+        for key in ('crop_ratio_range', 'aspect_ratio_range'):
+            lo, hi = getattr(self, key)
+            if not 0 < lo <= hi:
+                raise ValueError(f'{key} must be (low, high) with 0 < low <= high, got {(lo, hi)}')
         if interpolation not in _PIL:
             raise ValueError(f'interpolation must be one of {sorted(_PIL)}, got {interpolation!r}')
+        if backend not in ('pillow', 'cv2'):
+            raise ValueError(f'backend must be "pillow" or "cv2", got {backend!r}')
         self.interpolation = interpolation
         self.backend = backend
 
     def crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """Draw a crop of an ``h x w`` image: ``(top, left, crop_h, crop_w)``."""
         raise NotImplementedError
 
     def transform(self, results: dict) -> dict:
+        """Crop and resize ``results['img']``; sets ``img_shape`` and ``crop_bbox`` (x1, y1, x2, y2), x2/y2 exclusive.
+
+        Args:
+            results: With ``img`` (H, W, C) or (H, W) uint8.
+
+        Returns:
+            ``results`` with ``img`` of shape ``scale``.
+        """
         img = results['img']
-        h, w = img.shape[:2]
-        top, left, ch, cw = self.crop_box(h, w)
-        crop = img[top : top + ch, left : left + cw]  # a view: no copy before the resize
-        results['img'] = resize(np.ascontiguousarray(crop), self.scale, self.interpolation, self.backend)
+        top, left, ch, cw = self.crop_box(*img.shape[:2])
+        crop = img[top : top + ch, left : left + cw]  # a view: the only copy is the resize's output
+        results['img'] = resize(crop, self.scale, self.interpolation, self.backend)
         results['img_shape'] = results['img'].shape[:2]
         results['crop_bbox'] = (left, top, left + cw, top + ch)
         return results
 
-    def _log_ratio(self) -> float:
+    def _draw_area_and_ratio(self, area: int) -> tuple[float, float]:
+        # Area uniform, aspect ratio log-uniform (so r and 1/r are equally likely): torchvision's and BYOL's draws.
+        target = area * np.random.uniform(*self.crop_ratio_range)
         lo, hi = math.log(self.aspect_ratio_range[0]), math.log(self.aspect_ratio_range[1])
-        return math.exp(np.random.uniform(lo, hi))
+        return target, math.exp(np.random.uniform(lo, hi))
+
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}(scale={self.scale}, crop_ratio_range={self.crop_ratio_range}, '
+            f'aspect_ratio_range={self.aspect_ratio_range}, interpolation={self.interpolation!r}, '
+            f'backend={self.backend!r})'
+        )
 
 
 @TRANSFORMS.register_module()
 class RandomResizedCrop(_ResizedCropBase):
-    """torchvision's RandomResizedCrop: up to ``max_attempts`` draws of (area, log-aspect) that fit the image, else
-    a centre crop with the aspect ratio clamped to the range; then resize to ``scale``.
+    """torchvision's RandomResizedCrop on numpy arrays.
+
+    Up to ``max_attempts`` draws of (area, log-aspect); the first crop that fits the image is taken at a uniform
+    position. If none fits, a centre crop of the whole image with its aspect ratio clamped to ``aspect_ratio_range``.
+    Then the crop is resized to ``scale``. The crop parameters and the draw order equal mmpretrain's (numpy RNG).
 
     Args:
-        scale: Output size, int or (w, h).
+        scale: Output size, an int or (h, w) as in mmpretrain.
         crop_ratio_range: Range of the crop area as a fraction of the image area.
-        aspect_ratio_range: Range of w / h, sampled log-uniformly.
+        aspect_ratio_range: Range of the crop's w / h, sampled log-uniformly.
         max_attempts: Draws before the centre-crop fallback.
         interpolation: 'nearest', 'bilinear', 'bicubic' or 'lanczos'.
-        backend: 'pillow' (antialiased, torchvision-equivalent) or 'cv2'.
+        backend: 'pillow' (antialiased; torchvision's PIL path) or 'cv2'.
     """
 
     def __init__(
         self,
-        scale,
-        crop_ratio_range=(0.08, 1.0),
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        max_attempts=10,
-        interpolation='bilinear',
-        backend='pillow',
+        scale: int | tuple[int, int],
+        crop_ratio_range: tuple[float, float] = (0.08, 1.0),
+        aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+        max_attempts: int = 10,
+        interpolation: str = 'bilinear',
+        backend: str = 'pillow',
     ):
         super().__init__(scale, crop_ratio_range, aspect_ratio_range, interpolation, backend)
-        self.max_attempts = max_attempts
+        self.max_attempts = int(max_attempts)
 
-    def crop_box(self, h, w):
-        area = h * w
+    def crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """Draw a crop of an ``h x w`` image: ``(top, left, crop_h, crop_w)``."""
         for _ in range(self.max_attempts):
-            target = area * np.random.uniform(*self.crop_ratio_range)
-            ratio = self._log_ratio()
+            target, ratio = self._draw_area_and_ratio(h * w)
             cw = int(round(math.sqrt(target * ratio)))
             ch = int(round(math.sqrt(target / ratio)))
             if 0 < cw <= w and 0 < ch <= h:
                 return np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1), ch, cw
-        in_ratio = w / h
-        if in_ratio < self.aspect_ratio_range[0]:
-            cw, ch = w, int(round(w / self.aspect_ratio_range[0]))
-        elif in_ratio > self.aspect_ratio_range[1]:
-            ch, cw = h, int(round(h * self.aspect_ratio_range[1]))
+        lo, hi = self.aspect_ratio_range
+        if w / h < lo:  # too tall: full width
+            cw, ch = w, int(round(w / lo))
+        elif w / h > hi:  # too wide: full height
+            cw, ch = int(round(h * hi)), h
         else:
             cw, ch = w, h
         return (h - ch) // 2, (w - cw) // 2, ch, cw
 
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f', max_attempts={self.max_attempts})'
+
 
 @TRANSFORMS.register_module()
 class MAERandomResizedCrop(_ResizedCropBase):
-    """The official MAE crop (from BYOL's TF code): ONE draw, no retry loop.
+    """The official MAE crop (after BYOL's TF code): ONE draw, no retry loop.
 
-    Area fraction uniform in ``crop_ratio_range``, aspect log-uniform; the crop side lengths are clamped to the image,
-    so a crop never fails and the area/aspect statistics differ slightly from torchvision's retry loop.
+    Area fraction uniform in ``crop_ratio_range``, aspect ratio log-uniform, ``crop_w = round(sqrt(area * r))`` and
+    ``crop_h = round(sqrt(area / r))`` clamped to the image, position uniform. A crop never fails, but clamping makes
+    large-area crops squarer and smaller than drawn, so the statistics differ slightly from torchvision's retry loop.
+    The sides are also kept >= 1 (the reference would cut an empty crop from a tiny area).
+
+    Args:
+        scale: Output size, an int or (h, w).
+        crop_ratio_range: Range of the crop area as a fraction of the image area.
+        aspect_ratio_range: Range of the crop's w / h, sampled log-uniformly.
+        interpolation: 'nearest', 'bilinear', 'bicubic' or 'lanczos'.
+        backend: 'pillow' (antialiased; the official code's PIL path) or 'cv2'.
     """
 
     def __init__(
         self,
-        scale,
-        crop_ratio_range=(0.2, 1.0),
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        interpolation='bicubic',
-        backend='pillow',
+        scale: int | tuple[int, int],
+        crop_ratio_range: tuple[float, float] = (0.2, 1.0),
+        aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+        interpolation: str = 'bicubic',
+        backend: str = 'pillow',
     ):
         super().__init__(scale, crop_ratio_range, aspect_ratio_range, interpolation, backend)
 
-    def crop_box(self, h, w):
-        target = h * w * np.random.uniform(*self.crop_ratio_range)
-        ratio = self._log_ratio()
+    def crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """Draw a crop of an ``h x w`` image: ``(top, left, crop_h, crop_w)``; uses exactly four numpy draws."""
+        target, ratio = self._draw_area_and_ratio(h * w)
         cw = min(max(int(round(math.sqrt(target * ratio))), 1), w)
         ch = min(max(int(round(math.sqrt(target / ratio))), 1), h)
         return np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1), ch, cw

@@ -1,11 +1,14 @@
 """SimMIM: a Simple Framework for Masked Image Modeling (Xie et al., CVPR 2022).
 
-Legend: ``B`` batch, ``H x W`` image, ``p`` model patch (4 for Swin, 16 for ViT), ``Hp x Wp = H/p x W/p`` patch grid,
-``M`` mask patch (32), ``s`` encoder stride (32), ``C`` encoder output width.
+Legend: ``B`` batch, ``H x W`` image, ``p`` model patch (4 for Swin, 16 for ViT), ``Hp x Wp = H/p x W/p`` patch
+grid, ``L = Hp * Wp`` patches, ``M`` mask block side in pixels (32), ``s`` encoder output stride (32 for Swin, p for
+ViT), ``C`` encoder output width, ``D`` patch-embedding width.
 
 Order: mask (random ``M x M`` blocks, drawn in the data pipeline) -> encode (a learnable mask token replaces the
-embeddings of masked patches) -> decode (1x1 conv + PixelShuffle back to pixels) -> L1 on masked pixels.
-State-dict keys equal mmpretrain 1.2.0's ``SimMIM`` (``backbone.mask_token``, ``neck.decoder.0``).
+embeddings of masked patches; every patch, masked or not, goes through the encoder) -> decode (1x1 conv +
+PixelShuffle back to pixels) -> L1 on the masked pixels against the target (the normalised input, or its low-pass
+version with PixMIM's ``target_generator``). State-dict keys equal mmpretrain 1.2.0's ``SimMIM``
+(``backbone.mask_token``, ``neck.decoder.0.*``; the head has no parameters).
 """
 
 import math
@@ -27,22 +30,32 @@ from .base import BaseAlgorithm
 
 @TRANSFORMS.register_module()
 class SimMIMMaskGenerator(BaseTransform):
-    """Random block mask: exactly ``ceil(blocks * mask_ratio)`` of the ``(input_size / mask_patch_size)^2`` blocks,
-    each block repeated to the model's patch grid.
+    """Random block mask: exactly ``ceil(n * mask_ratio)`` of the ``n = (input_size / mask_patch_size)^2`` blocks,
+    each block repeated to ``mask_patch_size / model_patch_size`` patches per side.
 
-    Writes ``results['mask']``: (Hp, Wp) int array, 1 = masked. Uses numpy's global generator (seeded per worker).
+    With the defaults: 36 blocks of 32 px, 22 masked (61.1%), on the 48 x 48 grid of 4-px Swin patches. Blocks are
+    drawn with ``np.random.permutation`` (numpy's global generator, which mmengine seeds per worker), as mmpretrain.
 
     Args:
-        input_size: Image side (192).
-        mask_patch_size: Block side in pixels (32).
-        model_patch_size: Encoder patch side in pixels (4 for Swin).
-        mask_ratio: Fraction of blocks masked (0.6 -> 22 of 36).
+        input_size: Image side in pixels.
+        mask_patch_size: Block side in pixels.
+        model_patch_size: Encoder patch side in pixels.
+        mask_ratio: Fraction of blocks masked, rounded up to whole blocks.
+
+    Adds ``results['mask']``: int64 array (Hp, Wp), 1 = masked; ``PackInputs`` moves it to ``DataSample.mask``.
     """
 
-    def __init__(self, input_size=192, mask_patch_size=32, model_patch_size=4, mask_ratio=0.6):
+    def __init__(
+        self, input_size: int = 192, mask_patch_size: int = 32, model_patch_size: int = 4, mask_ratio: float = 0.6
+    ):
         super().__init__()
         if input_size % mask_patch_size or mask_patch_size % model_patch_size:
-            raise ValueError('input_size must be a multiple of mask_patch_size, and that of model_patch_size')
+            raise ValueError(
+                f'input_size ({input_size}) must be a multiple of mask_patch_size ({mask_patch_size}), and that of '
+                f'model_patch_size ({model_patch_size})'
+            )
+        if not 0.0 <= mask_ratio <= 1.0:
+            raise ValueError(f'mask_ratio must be in [0, 1], got {mask_ratio}')
         self.input_size, self.mask_patch_size, self.model_patch_size = input_size, mask_patch_size, model_patch_size
         self.mask_ratio = mask_ratio
         self.rand_size = input_size // mask_patch_size  # blocks per side
@@ -50,27 +63,60 @@ class SimMIMMaskGenerator(BaseTransform):
         self.mask_count = int(math.ceil(self.rand_size**2 * mask_ratio))
 
     def transform(self, results: dict) -> dict:
-        blocks = np.zeros(self.rand_size**2, dtype=int)
+        blocks = np.zeros(self.rand_size**2, dtype=np.int64)
         blocks[np.random.permutation(self.rand_size**2)[: self.mask_count]] = 1
-        mask = blocks.reshape(self.rand_size, self.rand_size).repeat(self.scale, 0).repeat(self.scale, 1)
-        results['mask'] = mask  # (Hp, Wp)
+        blocks = blocks.reshape(self.rand_size, self.rand_size)  # (n,) -> (H/M, W/M)
+        results['mask'] = blocks.repeat(self.scale, axis=0).repeat(self.scale, axis=1)  # -> (Hp, Wp)
         return results
 
-
-def _blend_mask_token(x: torch.Tensor, mask: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """x (B, L, C) patch embeddings; mask (B, Hp, Wp) 1 = masked -> masked ones replaced by the token."""
-    w = mask.flatten(1).unsqueeze(-1).type_as(x)  # (B, Hp, Wp) -> (B, L, 1)
-    return x * (1.0 - w) + token.expand_as(x) * w
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}(input_size={self.input_size}, mask_patch_size={self.mask_patch_size}, '
+            f'model_patch_size={self.model_patch_size}, mask_ratio={self.mask_ratio})'
+        )
 
 
 # -------------------------------------------------------------------------------------------------------- encode
 
 
+def _blend_mask_token(x: torch.Tensor, mask: torch.Tensor, token: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Replace the embeddings of masked patches by the mask token.
+
+    Args:
+        x: (B, L, D) patch embeddings.
+        mask: (B, Hp, Wp), 1 = masked.
+        token: (1, 1, D).
+        hw: (Hp, Wp) of ``x``.
+
+    Returns:
+        (B, L, D).
+    """
+    if tuple(mask.shape[-2:]) != tuple(hw):
+        raise ValueError(
+            f'mask grid {tuple(mask.shape[-2:])} does not match the patch grid {tuple(hw)}: check the mask '
+            "generator's input_size and model_patch_size against the image size and the backbone's patch size"
+        )
+    w = mask.flatten(1).unsqueeze(-1).type_as(x)  # (B, Hp, Wp) -> (B, L, 1)
+    return x * (1.0 - w) + token.expand_as(x) * w
+
+
 @MODELS.register_module()
 class SimMIMSwinTransformer(SwinTransformer):
-    """Swin whose :meth:`forward_masked` swaps masked patch embeddings for a learnable ``mask_token``."""
+    """Swin whose :meth:`forward_masked` swaps masked patch embeddings for a learnable ``mask_token``.
 
-    def __init__(self, arch='base', img_size=192, window_size=6, out_indices=(3,), drop_path_rate=0.1, **kwargs):
+    ``forward(x)`` is the plain Swin. Defaults are SimMIM's Swin-B pretraining ones (192 px, window 6,
+    drop path 0.1, last stage out); other arguments as :class:`~mimlab.models.backbones.swin.SwinTransformer`.
+    """
+
+    def __init__(
+        self,
+        arch: str | dict = 'base',
+        img_size: int = 192,
+        window_size: int = 6,
+        out_indices: tuple[int, ...] = (3,),
+        drop_path_rate: float = 0.1,
+        **kwargs,
+    ):
         super().__init__(
             arch=arch,
             img_size=img_size,
@@ -87,22 +133,39 @@ class SimMIMSwinTransformer(SwinTransformer):
         super().init_weights()
 
     def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W); mask (B, Hp, Wp). Returns: per out index (B, C_i, H_i, W_i)."""
-        x, hw = self.patch_embed(x)  # (B, L, C)
-        x = _blend_mask_token(x, mask, self.mask_token)
-        if self.use_abs_pos_embed:
-            x = x + self.absolute_pos_embed
-        return self.forward_stages(self.drop_after_pos(x), hw)
+        """Args:
+            x: (B, 3, H, W) normalised images.
+            mask: (B, Hp, Wp), 1 = masked.
+
+        Returns:
+            Per out index (B, C_i, H_i, W_i); for Swin-B at 192 px (B, 1024, 6, 6).
+        """
+        x, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
+        x = _blend_mask_token(x, mask, self.mask_token, hw)
+        return self.forward_stages(self.add_position(x, hw), hw)
 
     def no_weight_decay(self) -> set[str]:
+        # as the official SimMIM; mmpretrain's recipe does decay the mask token
         return super().no_weight_decay() | {'mask_token'}
 
 
 @MODELS.register_module()
 class SimMIMViT(VisionTransformer):
-    """ViT for SimMIM (the paper's ViT-B setting): mask token after patch embedding, patch-token feature map out."""
+    """ViT for SimMIM (the paper's ViT-B setting): the mask token replaces masked patch embeddings before the cls
+    token and the position table are added; the output is the patch-token feature map (B, D, Hp, Wp).
 
-    def __init__(self, arch='b', img_size=224, patch_size=16, out_type='featmap', **kwargs):
+    Defaults: ViT-B/16 at 224 px. The official ViT-B uses a shared relative position bias and LayerScale (BEiT-style)
+    instead of the absolute table here; other arguments as :class:`~mimlab.models.backbones.vit.VisionTransformer`.
+    """
+
+    def __init__(
+        self,
+        arch: str | dict = 'b',
+        img_size: int = 224,
+        patch_size: int = 16,
+        out_type: str = 'featmap',
+        **kwargs,
+    ):
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, out_type=out_type, **kwargs)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
 
@@ -112,10 +175,16 @@ class SimMIMViT(VisionTransformer):
         super().init_weights()
 
     def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W); mask (B, Hp, Wp). Returns: (B, D, Hp, Wp) feature maps per out index."""
-        tokens, hw = self.patch_embed(x)  # (B, L, D)
-        tokens = _blend_mask_token(tokens, mask, self.mask_token)
-        return self.forward_tokens(self.add_position(tokens, hw), hw)
+        """Args:
+            x: (B, 3, H, W) normalised images.
+            mask: (B, Hp, Wp), 1 = masked.
+
+        Returns:
+            Per out index (B, D, Hp, Wp) (with the default ``out_type='featmap'``).
+        """
+        tokens, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
+        tokens = _blend_mask_token(tokens, mask, self.mask_token, hw)
+        return self.forward_tokens(self.add_position(tokens, hw), hw)  # (B, L, D) -> (B, 1+L, D) -> blocks
 
     def no_weight_decay(self) -> set[str]:
         return super().no_weight_decay() | {'mask_token'}
@@ -126,11 +195,13 @@ class SimMIMViT(VisionTransformer):
 
 @MODELS.register_module()
 class SimMIMLinearDecoder(nn.Module):
-    """1x1 conv to ``s*s*3`` channels + PixelShuffle(s): (B, C, H/s, W/s) -> (B, 3, H, W). Key ``decoder.0``.
+    """The one-layer prediction head of SimMIM: a 1x1 conv to ``s*s*3`` channels, then PixelShuffle(s).
 
     Args:
         in_channels: Encoder output width C (inferred from the backbone by :class:`SimMIM` when None).
-        encoder_stride: Total stride s of the encoder output (32 for Swin, the patch size for ViT).
+        encoder_stride: Total stride s of the encoder output (32 for Swin, the patch size for ViT; inferred too).
+
+    Keys: ``decoder.0.weight`` (s*s*3, C, 1, 1), ``decoder.0.bias``.
     """
 
     def __init__(self, in_channels: int | None = None, encoder_stride: int | None = None):
@@ -142,6 +213,7 @@ class SimMIMLinearDecoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H/s, W/s) -> (B, s*s*3, H/s, W/s) -> (B, 3, H, W)."""
         return self.decoder(x)
 
 
@@ -152,9 +224,12 @@ class SimMIMLinearDecoder(nn.Module):
 class SimMIMHead(nn.Module):
     """L1 between reconstruction and target over the masked pixels and all three channels.
 
+    The loss is ``sum(|pred - target| * mask) / (masked pixels * 3)``: a per-pixel mean on the normalised image, no
+    per-patch normalisation; visible pixels do not count.
+
     Args:
-        patch_size: Model patch side p (the mask is given per patch; inferred from the backbone when None).
-        loss: ``PixelReconstructionLoss(criterion='L1', channel=3)``.
+        patch_size: Model patch side p (the mask comes per patch; inferred from the backbone when None).
+        loss: Config of the pixel loss, ``PixelReconstructionLoss(criterion='L1', channel=3)`` by default.
     """
 
     def __init__(self, patch_size: int | None = None, loss: dict | None = None):
@@ -165,7 +240,14 @@ class SimMIMHead(nn.Module):
         self.loss_module = MODELS.build(loss or dict(type='PixelReconstructionLoss', criterion='L1', channel=3))
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Args: pred, target (B, 3, H, W); mask (B, Hp, Wp). Returns: scalar."""
+        """Args:
+            pred: (B, 3, H, W) reconstruction.
+            target: (B, 3, H, W) target image.
+            mask: (B, Hp, Wp), 1 = masked.
+
+        Returns:
+            Scalar loss.
+        """
         p = self.patch_size
         mask = mask.repeat_interleave(p, 1).repeat_interleave(p, 2).unsqueeze(1)  # (B, Hp, Wp) -> (B, 1, H, W)
         return self.loss_module(pred, target, mask.to(pred.dtype))
@@ -176,11 +258,16 @@ class SimMIMHead(nn.Module):
 
 @MODELS.register_module()
 class SimMIM(BaseAlgorithm):
-    """backbone = :class:`SimMIMSwinTransformer` or :class:`SimMIMViT`, neck = :class:`SimMIMLinearDecoder`, head =
-    :class:`SimMIMHead`. The decoder's width and stride and the head's patch size come from the backbone; a
-    ``target_generator`` (PixMIM's low-pass filter) changes the target image."""
+    """SimMIM pretraining.
+
+    backbone = :class:`SimMIMSwinTransformer` or :class:`SimMIMViT`, neck = :class:`SimMIMLinearDecoder`, head =
+    :class:`SimMIMHead`. The decoder's width and stride and the head's patch size come from the backbone, so configs
+    do not restate them. A ``target_generator`` (PixMIM's ``LowFreqTargetGenerator``) replaces the target image by
+    its low-pass version. ``extract_feat(inputs)`` gives the plain (unmasked) encoder features.
+    """
 
     def _encoder_geometry(self) -> tuple[int, int, int]:
+        """(output width C, output stride s, patch size p) of the backbone's last out index."""
         b = self.backbone
         if isinstance(b, SwinTransformer):
             p = b.patch_embed.patch_size
@@ -195,13 +282,19 @@ class SimMIM(BaseAlgorithm):
     def _head_defaults(self) -> dict:
         return dict(patch_size=self._encoder_geometry()[2])
 
-    def loss(self, inputs: torch.Tensor, data_samples) -> dict:
-        """Args: inputs normalised (B, 3, H, W); data_samples with ``mask`` (Hp, Wp). Returns: dict(loss=...)."""
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """Args:
+            inputs: (B, 3, H, W) normalised images.
+            data_samples: One ``DataSample`` per image with ``mask`` (Hp, Wp).
+
+        Returns:
+            ``dict(loss=...)``.
+        """
         if not data_samples or 'mask' not in data_samples[0]:
             raise ValueError(
                 'SimMIM needs a mask per sample: put SimMIMMaskGenerator in the pipeline before PackInputs'
             )
-        mask = torch.stack([s.mask for s in data_samples]).to(inputs.device)  # (B, Hp, Wp)
-        latent = self.backbone.forward_masked(inputs, mask)
-        pred = self.neck(latent[-1])  # (B, C, H/s, W/s) -> (B, 3, H, W)
+        mask = torch.stack([s.mask for s in data_samples]).to(inputs.device)  # B x (Hp, Wp) -> (B, Hp, Wp)
+        latent = self.backbone.forward_masked(inputs, mask)[-1]  # (B, C, H/s, W/s)
+        pred = self.neck(latent)  # -> (B, 3, H, W)
         return dict(loss=self.head.loss(pred, self.make_target(inputs), mask))

@@ -1,13 +1,14 @@
 """Swin Transformer (Liu et al. 2021) with mmpretrain 1.2.0's ``SwinTransformer`` state-dict keys.
 
-Legend: ``B`` batch, ``H x W`` token grid of a stage, ``C`` stage width, ``w`` window side, ``N = w * w`` tokens per
-window, ``nW`` windows per image, ``h`` heads.
+Legend: ``B`` batch, ``H x W`` token grid of a stage (``Hp x Wp`` once padded to whole windows), ``C`` stage width,
+``L = H * W`` tokens, ``w`` window side, ``s`` shift, ``N = w * w`` tokens per window, ``nW`` windows per image,
+``h`` heads, ``d = C / h`` head width.
 
 Keys: ``patch_embed.projection/norm``, ``stages.{s}.blocks.{b}.norm1/norm2``,
 ``stages.{s}.blocks.{b}.attn.w_msa.{qkv,proj,relative_position_bias_table,relative_position_index}``,
 ``stages.{s}.blocks.{b}.ffn.layers.0.0/ffn.layers.1``, ``stages.{s}.downsample.norm/reduction``, ``norm{i}`` for
-each out index, optional ``absolute_pos_embed``. Window attention runs through ``F.scaled_dot_product_attention`` with
-the relative-position bias (and the shifted-window mask) as an additive ``attn_mask``.
+each out index, optional ``absolute_pos_embed``. Window attention runs through ``F.scaled_dot_product_attention``
+with the relative-position bias (plus the shifted-window mask) as an additive ``attn_mask``.
 """
 
 from collections.abc import Sequence
@@ -23,28 +24,95 @@ from mimlab.registry import MODELS
 from ..layers import FFN, PatchEmbed, resize_pos_embed
 from .base import BaseBackbone
 
+# --------------------------------------------------------------------------------------------- window helpers
+
 
 def relative_position_index(w: int) -> torch.Tensor:
-    """(N, N) index into the (2w-1)^2 bias table: ``(dy + w - 1) * (2w - 1) + (dx + w - 1)``."""
+    """Index of each (query, key) pair of a w x w window into the ((2w-1)^2, h) bias table.
+
+    Returns:
+        (N, N) long tensor, ``(dy + w - 1) * (2w - 1) + (dx + w - 1)`` for the offset (dy, dx) of query minus key;
+        equal to mmpretrain's ``relative_position_index`` buffer.
+    """
     ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing='ij')
     coords = torch.stack([ys.flatten(), xs.flatten()])  # (2, N)
-    rel = coords[:, :, None] - coords[:, None, :] + (w - 1)  # (2, N, N)
+    rel = coords[:, :, None] - coords[:, None, :] + (w - 1)  # (2, N, N), offsets shifted to [0, 2w-2]
     return rel[0] * (2 * w - 1) + rel[1]
 
 
 def resize_bias_table(table: torch.Tensor, dst_window: int) -> torch.Tensor:
-    """Bicubic resize of a ((2w-1)^2, h) relative-position bias table to another window size."""
+    """Bicubic resize of a relative-position bias table to another window size.
+
+    This is the official SimMIM fine-tuning rule (``F.interpolate`` on the (2w-1) x (2w-1) offset grid).
+    mmpretrain instead resamples on a geometric-progression grid with scipy; the two differ slightly in value.
+
+    Args:
+        table: ((2w-1)^2, h).
+        dst_window: New window side w'.
+
+    Returns:
+        ((2w'-1)^2, h), in the dtype of ``table``.
+    """
     src = int(round(table.shape[0] ** 0.5))
     dst = 2 * dst_window - 1
-    grid = table.T.reshape(1, -1, src, src)  # (L, h) -> (1, h, 2w-1, 2w-1)
+    grid = table.T.reshape(1, -1, src, src)  # ((2w-1)^2, h) -> (1, h, 2w-1, 2w-1)
     grid = F.interpolate(grid.float(), size=(dst, dst), mode='bicubic', align_corners=False)
-    return grid.reshape(-1, dst * dst).T.to(table.dtype)  # -> (L', h)
+    return grid.reshape(-1, dst * dst).T.to(table.dtype)  # (1, h, 2w'-1, 2w'-1) -> ((2w'-1)^2, h)
+
+
+def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
+    """Cut a padded map into windows: (B, Hp, Wp, C) -> (B * nW, N, C), windows in raster order."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // w, w, W // w, w, C).permute(0, 1, 3, 2, 4, 5)  # -> (B, Hp/w, Wp/w, w, w, C)
+    return x.reshape(-1, w * w, C)  # -> (B * nW, N, C)
+
+
+def window_reverse(windows: torch.Tensor, H: int, W: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B * nW, N, C) -> (B, Hp, Wp, C)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // w, W // w, w, w, C).permute(0, 1, 3, 2, 4, 5)  # -> (B, Hp/w, w, Wp/w, w, C)
+    return x.reshape(-1, H, W, C)  # -> (B, Hp, Wp, C)
+
+
+def shift_mask(H: int, W: int, w: int, s: int, device: torch.device) -> torch.Tensor:
+    """Additive mask keeping attention inside the regions that the cyclic shift glued into one window.
+
+    Returns:
+        (nW, N, N): 0 within a region, -100 across regions (the value of the original Swin and mmpretrain).
+    """
+    region = torch.zeros(1, H, W, 1, device=device)
+    cuts = (slice(0, -w), slice(-w, -s), slice(-s, None))
+    for i, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
+        region[:, hs, ws, :] = i
+    ids = window_partition(region, w).squeeze(-1)  # (1, Hp, Wp, 1) -> (nW, N)
+    diff = ids.unsqueeze(1) - ids.unsqueeze(2)  # (nW, N, N)
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+# ------------------------------------------------------------------------------------------------- layers
 
 
 class WindowMSA(nn.Module):
-    """Multi-head self-attention inside windows, with a learnable relative-position bias."""
+    """Multi-head self-attention inside each window, with a learnable relative-position bias.
 
-    def __init__(self, embed_dims: int, window_size: int, num_heads: int, qkv_bias=True, attn_drop=0.0, proj_drop=0.0):
+    Args:
+        embed_dims: Width C.
+        window_size: Window side w.
+        num_heads: Heads h.
+        qkv_bias: Bias in the fused qkv projection.
+        attn_drop: Dropout on attention weights (training only).
+        proj_drop: Dropout after the output projection.
+    """
+
+    def __init__(
+        self,
+        embed_dims: int,
+        window_size: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ):
         super().__init__()
         self.window_size, self.num_heads = window_size, num_heads
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
@@ -55,50 +123,60 @@ class WindowMSA(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Args: x (B*nW, N, C); mask (nW, N, N) additive shift mask or None. Returns (B*nW, N, C)."""
+        """Args:
+            x: (B * nW, N, C) window tokens.
+            mask: (nW, N, N) additive shift mask, or None for unshifted windows.
+
+        Returns:
+            (B * nW, N, C).
+        """
         Bw, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        h, d = self.num_heads, C // self.num_heads
+        qkv = self.qkv(x).reshape(Bw, N, 3, h, d).permute(2, 0, 3, 1, 4)  # (B*nW, N, 3C) -> (3, B*nW, h, N, d)
+        q, k, v = qkv.unbind(0)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, h)
-        bias = bias.view(N, N, -1).permute(2, 0, 1).unsqueeze(0)  # (1, h, N, N)
-        if mask is not None:
+        bias = bias.view(N, N, h).permute(2, 0, 1)  # (N*N, h) -> (h, N, N)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if mask is None:  # one bias for every window: broadcast over B*nW
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype), dropout_p=dropout_p)
+        else:
+            # Each window has its own shift mask. Folding the windows into the head axis lets one (nW*h, N, N) mask
+            # broadcast over the batch instead of materialising a (B*nW, h, N, N) copy.
             nW = mask.shape[0]
-            bias = (bias + mask.unsqueeze(1)).repeat(Bw // nW, 1, 1, 1)  # (nW, h, N, N) -> (B*nW, h, N, N)
-        x = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.attn_drop if self.training else 0.0
-        )
-        x = x.transpose(1, 2).reshape(Bw, N, C)  # (B*nW, h, N, C/h) -> (B*nW, N, C)
+            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(1, nW * h, N, N)  # (nW, h, N, N) -> (1, nW*h, N, N)
+            q, k, v = (t.reshape(Bw // nW, nW * h, N, d) for t in (q, k, v))  # (B*nW, h, N, d) -> (B, nW*h, N, d)
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout_p)
+            x = x.reshape(Bw, h, N, d)  # (B, nW*h, N, d) -> (B*nW, h, N, d)
+        x = x.transpose(1, 2).reshape(Bw, N, C)  # (B*nW, h, N, d) -> (B*nW, N, C)
         return self.proj_drop(self.proj(x))
 
 
-def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
-    """(B, H, W, C) -> (B * H/w * W/w, w*w, C)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // w, w, W // w, w, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, w * w, C)
-
-
-def window_reverse(windows: torch.Tensor, H: int, W: int, w: int) -> torch.Tensor:
-    """(B * H/w * W/w, w*w, C) -> (B, H, W, C)."""
-    C = windows.shape[-1]
-    x = windows.view(-1, H // w, W // w, w, w, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, H, W, C)
-
-
-def shift_mask(H: int, W: int, w: int, s: int, device) -> torch.Tensor:
-    """(nW, N, N) additive mask (0 / -100) keeping attention inside the regions a cyclic shift glued together."""
-    region = torch.zeros(1, H, W, 1, device=device)
-    cuts = (slice(0, -w), slice(-w, -s), slice(-s, None))
-    for i, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
-        region[:, hs, ws, :] = i
-    ids = window_partition(region, w).squeeze(-1)  # (nW, N)
-    diff = ids.unsqueeze(1) - ids.unsqueeze(2)
-    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
-
-
 class ShiftWindowMSA(nn.Module):
-    """(Shifted-)window attention on a (B, H*W, C) token map; pads to a multiple of the window."""
+    """(Shifted-)window attention on a token map, padding it to whole windows.
 
-    def __init__(self, embed_dims, num_heads, window_size, shift, qkv_bias, attn_drop, drop_path, pad_small_map):
+    Args:
+        embed_dims: Width C.
+        num_heads: Heads h.
+        window_size: Window side w.
+        shift: Shift the windows by w // 2 (every second block).
+        qkv_bias: Bias in the qkv projection.
+        attn_drop: Attention dropout.
+        drop_path: Stochastic depth on this branch.
+        pad_small_map: Allow maps smaller than a window (padded, still shifted). Without it a map equal to the window
+            is not shifted (as the original Swin) and a smaller one is an error.
+    """
+
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        window_size: int,
+        shift: bool,
+        qkv_bias: bool,
+        attn_drop: float,
+        drop_path: float,
+        pad_small_map: bool,
+    ):
         super().__init__()
         self.window_size = window_size
         self.shift_size = window_size // 2 if shift else 0
@@ -107,6 +185,7 @@ class ShiftWindowMSA(nn.Module):
         self.drop = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Args: x (B, L, C) with L = H * W; hw = (H, W). Returns: (B, L, C)."""
         B, L, C = x.shape
         H, W = hw
         w, s = self.window_size, self.shift_size
@@ -114,21 +193,32 @@ class ShiftWindowMSA(nn.Module):
             s = 0  # one window covers the map: nothing to shift
         elif min(H, W) < w and not self.pad_small_map:
             raise ValueError(f'feature map {H}x{W} is smaller than the window {w}; set pad_small_map=True')
-        x = x.view(B, H, W, C)
-        pad_r, pad_b = (w - W % w) % w, (w - H % w) % w
-        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # (B, Hp, Wp, C)
+        x = x.view(B, H, W, C)  # (B, L, C) -> (B, H, W, C)
+        x = F.pad(x, (0, 0, 0, (w - W % w) % w, 0, (w - H % w) % w))  # -> (B, Hp, Wp, C)
         Hp, Wp = x.shape[1:3]
         if s:
             x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
         mask = shift_mask(Hp, Wp, w, s, x.device) if s else None
-        x = window_reverse(self.w_msa(window_partition(x, w), mask), Hp, Wp, w)
+        x = window_reverse(self.w_msa(window_partition(x, w), mask), Hp, Wp, w)  # (B, Hp, Wp, C), via windows
         if s:
             x = torch.roll(x, shifts=(s, s), dims=(1, 2))
-        return self.drop(x[:, :H, :W].reshape(B, H * W, C))
+        return self.drop(x[:, :H, :W].reshape(B, L, C))  # (B, Hp, Wp, C) -> (B, L, C)
 
 
 class SwinBlock(nn.Module):
-    def __init__(self, embed_dims, num_heads, window_size, shift, drop_path, qkv_bias, pad_small_map, norm_eps):
+    """Pre-norm block: (shifted-)window attention then a 4x MLP, each with a residual and stochastic depth."""
+
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        window_size: int,
+        shift: bool,
+        drop_path: float,
+        qkv_bias: bool,
+        pad_small_map: bool,
+        norm_eps: float,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = ShiftWindowMSA(embed_dims, num_heads, window_size, shift, qkv_bias, 0.0, drop_path, pad_small_map)
@@ -136,13 +226,23 @@ class SwinBlock(nn.Module):
         self.ffn = FFN(embed_dims, 4 * embed_dims, drop_path_rate=drop_path)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C)."""
         x = x + self.attn(self.norm1(x), hw)
         return self.ffn(self.norm2(x), identity=x)
 
 
 class PatchMerging(nn.Module):
-    """2x2 neighbourhoods -> one token: (B, H*W, C) -> (B, H/2*W/2, 2C). Channel order of ``nn.Unfold`` (C-major,
-    then the 2x2 offsets), as mmpretrain, so ``reduction`` weights transfer."""
+    """Each 2x2 neighbourhood becomes one token of twice the width: (B, H*W, C) -> (B, ceil(H/2)*ceil(W/2), 2C).
+
+    The 4C features are in ``nn.Unfold`` order (channel-major, then the 2x2 offsets (0,0), (0,1), (1,0), (1,1)), as
+    mmcv's ``PatchMerging`` that mmpretrain uses, so ``reduction`` weights transfer; timm / the original Swin
+    concatenate offset-major ((0,0), (1,0), (0,1), (1,1)) instead. Odd maps are zero-padded at the bottom/right.
+
+    Args:
+        in_channels: C.
+        out_channels: Output width (2C).
+        norm_eps: LayerNorm epsilon.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, norm_eps: float):
         super().__init__()
@@ -152,15 +252,26 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         B, L, C = x.shape
         H, W = hw
-        x = x.view(B, H, W, C).permute(0, 3, 1, 2)  # (B, C, H, W)
+        x = x.view(B, H, W, C).permute(0, 3, 1, 2)  # (B, L, C) -> (B, C, H, W)
         x = F.pad(x, (0, W % 2, 0, H % 2))
-        x = F.unfold(x, kernel_size=2, stride=2)  # (B, 4C, H/2 * W/2)
-        out_hw = ((H + 1) // 2, (W + 1) // 2)
-        return self.reduction(self.norm(x.transpose(1, 2))), out_hw
+        x = F.unfold(x, kernel_size=2, stride=2).transpose(1, 2)  # -> (B, 4C, L/4) -> (B, L/4, 4C)
+        return self.reduction(self.norm(x)), ((H + 1) // 2, (W + 1) // 2)
 
 
 class SwinStage(nn.Module):
-    def __init__(self, embed_dims, depth, num_heads, window_size, downsample, drop_paths, pad_small_map, norm_eps):
+    """``depth`` blocks alternating plain and shifted windows, then (except in the last stage) patch merging."""
+
+    def __init__(
+        self,
+        embed_dims: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        downsample: bool,
+        drop_paths: Sequence[float],
+        pad_small_map: bool,
+        norm_eps: float,
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
             SwinBlock(embed_dims, num_heads, window_size, i % 2 == 1, drop_paths[i], True, pad_small_map, norm_eps)
@@ -170,22 +281,28 @@ class SwinStage(nn.Module):
         self.out_channels = 2 * embed_dims if downsample else embed_dims
 
 
+# ---------------------------------------------------------------------------------------------- backbone
+
+
 @MODELS.register_module()
 class SwinTransformer(BaseBackbone):
-    """Hierarchical window-attention encoder.
+    """Hierarchical window-attention encoder with four stages of stride 4, 8, 16, 32.
 
     Args:
-        arch: 'tiny', 'small', 'base', 'large' (or t/s/b/l), 'test', or a dict with ``embed_dims``, ``depths``,
-            ``num_heads``.
-        img_size: Nominal input size (grid of the absolute position table).
-        patch_size: Patch side of the stem (4).
-        window_size: Window side w (7 at 224 px, 6 at 192 px in SimMIM).
-        out_indices: Stages whose normalised outputs (B, C_s, H_s, W_s) are returned.
-        drop_path_rate: Stochastic depth, linear over all blocks.
+        arch: 'tiny', 'small', 'base', 'large' (or t/s/b/l), 'test' (tiny, for CPU tests), or a dict with
+            ``embed_dims``, ``depths``, ``num_heads``.
+        img_size: Nominal input size (the grid of the absolute position table).
+        patch_size: Patch side p of the stem (4).
+        in_channels: Image channels.
+        window_size: Window side w (7 at 224 px; SimMIM pretrains with 6 at 192 px).
+        out_indices: Stages whose normalised outputs (B, C_i, H_i, W_i) are returned; negative counts from the end.
+        drop_rate: Dropout after the (position-)embedding.
+        drop_path_rate: Stochastic depth, linear from 0 over all blocks.
         use_abs_pos_embed: Add a learnable absolute position table after the stem.
-        pad_small_map: Pad maps smaller than a window (and keep shifting at the window size).
+        pad_small_map: Pad maps smaller than a window (Swin-L w12 at 192 px needs it for the last 6x6 stage).
         norm_eps: LayerNorm epsilon (1e-5, torch's default, as mmpretrain's Swin).
-        frozen_stages: Freeze the stem and stages up to this index (-1: none).
+        frozen_stages: Freeze the stem and stages 0..frozen_stages with their out norms (-1: nothing).
+        interpolate_mode: How the absolute position table is resized for other grids.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
     """
 
@@ -196,6 +313,8 @@ class SwinTransformer(BaseBackbone):
         **dict.fromkeys(['l', 'large'], dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])),
         'test': dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 2, 2]),
     }
+    # state-dict version recorded in checkpoints: mmpretrain's Swin renames legacy keys of versions < 3 on load
+    _version = 3
 
     def __init__(
         self,
@@ -212,17 +331,21 @@ class SwinTransformer(BaseBackbone):
         norm_eps: float = 1e-5,
         frozen_stages: int = -1,
         interpolate_mode: str = 'bicubic',
-        init_cfg=None,
+        init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch.lower() not in self.arch_zoo:
                 raise KeyError(f'unknown Swin arch {arch!r}; choose from {sorted(self.arch_zoo)} or pass a dict')
             arch = self.arch_zoo[arch.lower()]
+        elif missing := {'embed_dims', 'depths', 'num_heads'} - set(arch):
+            raise KeyError(f'custom Swin arch lacks {sorted(missing)}')
         self.embed_dims = arch['embed_dims']
         self.depths, self.num_heads = list(arch['depths']), list(arch['num_heads'])
         self.window_size = window_size
         self.out_indices = tuple(i + len(self.depths) if i < 0 else i for i in out_indices)
+        if any(not 0 <= i < len(self.depths) for i in self.out_indices):
+            raise ValueError(f'out_indices {tuple(out_indices)} out of range for {len(self.depths)} stages')
         self.use_abs_pos_embed = use_abs_pos_embed
         self.interpolate_mode = interpolate_mode
         self.frozen_stages = frozen_stages
@@ -230,22 +353,21 @@ class SwinTransformer(BaseBackbone):
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size, img_size, norm=True, norm_eps=norm_eps)
         self.patch_resolution = self.patch_embed.init_out_size
         if use_abs_pos_embed:
-            n = self.patch_resolution[0] * self.patch_resolution[1]
-            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, n, self.embed_dims))
+            num_patches = self.patch_resolution[0] * self.patch_resolution[1]
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, num_patches, self.embed_dims))
         self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
         self.drop_after_pos = nn.Dropout(drop_rate)
 
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
         widths = [self.embed_dims]
-        for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
-            stage = SwinStage(
-                widths[-1], depth, heads, window_size, i < len(self.depths) - 1, dpr[:depth], pad_small_map, norm_eps
-            )
+        for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads, strict=True)):
+            downsample = i < len(self.depths) - 1
+            stage = SwinStage(widths[-1], depth, heads, window_size, downsample, dpr[:depth], pad_small_map, norm_eps)
             dpr = dpr[depth:]
             self.stages.append(stage)
             widths.append(stage.out_channels)
-        self.num_features = widths[:-1]  # width of each stage's output before its downsampling
+        self.num_features = widths[:-1]  # width of each stage's output, before its patch merging
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i], eps=norm_eps))
         if frozen_stages >= 0:
@@ -253,9 +375,10 @@ class SwinTransformer(BaseBackbone):
 
     # ------------------------------------------------------------------ init
     def init_weights(self) -> None:
-        """timm/Swin init: trunc-normal(0.02) Linears and bias tables, zero biases, unit LayerNorms."""
+        """trunc-normal(0.02) Linears, bias tables and position table, zero biases, unit LayerNorms (the patch conv
+        keeps torch's default, as mmpretrain). Skipped when a 'Pretrained' init_cfg loads the weights instead."""
         if getattr(self, '_is_init', False):
-            return
+            return  # mmengine may call init_weights again after loading: never re-draw
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         if not any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
             for m in self.modules():
@@ -287,55 +410,74 @@ class SwinTransformer(BaseBackbone):
         return self
 
     # --------------------------------------------------------------- loading
-    def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs) -> None:
-        """Load checkpoints of another window size or resolution.
+    def _adapt_checkpoint(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """State-dict pre-hook: load checkpoints of another window size or resolution.
 
-        Relative-position bias tables of another window are resized (bicubic on the (2w-1)^2 grid) and the
-        checkpoint's ``relative_position_index`` buffers, which belong to the old window, are dropped in favour of this
-        model's; an absolute position table of another grid is interpolated.
+        - ``relative_position_bias_table`` of another window: bicubic resize on the (2w-1)^2 grid.
+        - ``relative_position_index`` is a function of the window size, never learned: a checkpoint's buffer that
+          differs from this model's (another window) is dropped and this model's rebuilt one is used, so strict
+          loading works. A block whose bias table is in the checkpoint but whose index is not gets it too.
+        - ``absolute_pos_embed`` of another grid: interpolated with ``interpolate_mode``.
         """
         logger = MMLogger.get_current_instance()
-        own = self.state_dict()
-        for key, value in own.items():
+        resized, rebuilt = [], []
+        for key, own in self.state_dict().items():
             ckpt_key = prefix + key
             if key.endswith('relative_position_bias_table') and ckpt_key in state_dict:
-                if state_dict[ckpt_key].shape != value.shape:
-                    logger.info(f'Resize {ckpt_key} from {tuple(state_dict[ckpt_key].shape)} to {tuple(value.shape)}')
+                if state_dict[ckpt_key].shape != own.shape:
+                    resized.append((ckpt_key, tuple(state_dict[ckpt_key].shape), tuple(own.shape)))
                     state_dict[ckpt_key] = resize_bias_table(state_dict[ckpt_key], self.window_size)
-            elif key.endswith('relative_position_index') and ckpt_key in state_dict:
-                if state_dict[ckpt_key].shape != value.shape:
-                    logger.info(f'Drop {ckpt_key} of another window size; it is rebuilt for window {self.window_size}')
-                    state_dict[ckpt_key] = value
+            elif key.endswith('relative_position_index'):
+                table_key = ckpt_key[: -len('index')] + 'bias_table'
+                stale = ckpt_key in state_dict and not torch.equal(state_dict[ckpt_key].to(own.device), own)
+                if stale or (ckpt_key not in state_dict and table_key in state_dict):
+                    rebuilt.append(ckpt_key)
+                    state_dict[ckpt_key] = own.clone()
+        if resized:
+            logger.info(
+                f'Resized {len(resized)} relative_position_bias_table(s) to window {self.window_size} (bicubic), '
+                + ', '.join(f'{k}: {a} -> {b}' for k, a, b in resized)
+            )
+        if rebuilt:
+            logger.info(
+                f'Dropped {len(rebuilt)} stale relative_position_index buffer(s) of the checkpoint and rebuilt them '
+                f'for window {self.window_size}: ' + ', '.join(rebuilt)
+            )
         name = prefix + 'absolute_pos_embed'
         if self.use_abs_pos_embed and name in state_dict and state_dict[name].shape != self.absolute_pos_embed.shape:
             side = int(round(state_dict[name].shape[1] ** 0.5))
+            logger.info(
+                f'Resize {name} from {tuple(state_dict[name].shape)} to {tuple(self.absolute_pos_embed.shape)} '
+                f'({self.interpolate_mode}).'
+            )
             state_dict[name] = resize_pos_embed(
                 state_dict[name], (side, side), self.patch_resolution, self.interpolate_mode, 0
             )
 
     # --------------------------------------------------------------- forward
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Stem: (B, 3, H, W) -> (B, H/p * W/p, C)."""
-        x, hw = self.patch_embed(x)
+    def add_position(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Patch tokens (B, L, C) + the absolute position table resized to ``hw`` (if any), then dropout."""
         if self.use_abs_pos_embed:
             x = x + resize_pos_embed(self.absolute_pos_embed, self.patch_resolution, hw, self.interpolate_mode, 0)
-        return self.drop_after_pos(x), hw
+        return self.drop_after_pos(x)
 
     def forward_stages(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        """Run the stages on embedded tokens (B, H/p * W/p, C). Returns: per out index (B, C_i, H_i, W_i)."""
         outs = []
         for i, stage in enumerate(self.stages):
             for block in stage.blocks:
                 x = block(x, hw)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x)
-                outs.append(out.view(-1, *hw, self.num_features[i]).permute(0, 3, 1, 2).contiguous())
+                outs.append(out.view(-1, *hw, self.num_features[i]).permute(0, 3, 1, 2).contiguous())  # -> (B, C, H, W)
             if stage.downsample is not None:
                 x, hw = stage.downsample(x, hw)
         return tuple(outs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W). Returns: per out index (B, C_i, H_i, W_i)."""
-        return self.forward_stages(*self.embed(x))
+        """Args: x (B, 3, H, W). Returns: per out index (B, C_i, H/(4*2^i), W/(4*2^i))."""
+        x, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, C)
+        return self.forward_stages(self.add_position(x, hw), hw)
 
     # -------------------------------------------------------------- contract
     def no_weight_decay(self) -> set[str]:
@@ -343,8 +485,15 @@ class SwinTransformer(BaseBackbone):
         return names | ({'absolute_pos_embed'} if self.use_abs_pos_embed else set())
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple[int, int]:
-        """mmpretrain's rule: stem 0; ``stages.s.blocks.b`` -> sum(depths[:s]) + b + 1; a stage's downsampling ->
-        sum(depths[:s+1]); everything else (final norms, absolute pos embed, heads) -> num_layers - 1."""
+        """Depth for layer-wise lr decay, mmpretrain's rule.
+
+        Stem 0; ``stages.s.blocks.b`` -> ``sum(depths[:s]) + b + 1``; a stage's patch merging -> ``sum(depths[:s+1])``
+        (its last block's depth); everything else (``norm{i}``, ``absolute_pos_embed``, heads) -> ``num_layers - 1``.
+        SimMIM's ``mask_token`` goes with the stem (mmselfsup's rule; mmpretrain leaves it at the top).
+
+        Returns:
+            ``(depth, num_layers)`` with ``num_layers = sum(depths) + 2`` (26 for Swin-B).
+        """
         num_layers = sum(self.depths) + 2
         if not param_name.startswith(prefix):
             return num_layers - 1, num_layers
