@@ -253,8 +253,8 @@ def test_get_model_errors():
         r'pixmim_vit-base-p16_8xb512-amp-coslr-300e_in1k',
     ):
         get_model('pixmim_vit-base-p16_8xb512-amp-coslr-300e')
-    with pytest.raises(ValueError, match='mae_vit-base-p16_8xb512-amp-coslr-400e_in1k has no released weights'):
-        get_model('mae_vit-base-p16_8xb512-amp-coslr-400e_in1k', pretrained=True)
+    with pytest.raises(ValueError, match='vit-base-p16_mae-400e-pre_8xb128-coslr-100e_in1k has no released weights'):
+        get_model('vit-base-p16_mae-400e-pre_8xb128-coslr-100e_in1k', pretrained=True)
     with pytest.raises(FileNotFoundError, match='nowhere.py'):
         get_model('configs/nowhere.py')
 
