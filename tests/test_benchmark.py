@@ -144,3 +144,21 @@ def test_benchmark_data_tool(tmp_path):
     assert len(list(jpegs.glob('*.jpg'))) == 8 and res['num_images'] == 8
     assert res['mimlab']['num_images'] == res['mmpretrain']['num_images'] == 8
     assert res['mimlab']['images_per_s'] > 0 and res['speed_ratio'] > 0
+
+
+def test_benchmark_tool_runs_the_gpu_input_path_on_the_cpu(tmp_path):
+    """The GPU-path config of docs/benchmarks.md, on the demo model, through the config's own dataloader."""
+    from mimlab.datasets.builtin import write_builtin_dataset
+
+    write_builtin_dataset(str(tmp_path / 'tree'), num_train=16, num_val=0, img_size=64, fmt='jpg')
+    cfg = tmp_path / 'gpu_path.py'
+    cfg.write_text(
+        f"_base_ = '{DEMO}'\n"
+        "model = dict(data_preprocessor=dict(type='GPUDecodeDataPreprocessor'))\n"
+        "train_dataloader = dict(num_workers=0, persistent_workers=False, collate_fn=dict(type='pseudo_collate'),\n"
+        f"    dataset=dict(_delete_=True, type='ImageNet', data_root='{tmp_path / 'tree'}', split='train',\n"
+        "    pipeline=[dict(type='PackEncodedWithCrop', scale=32, crop_ratio_range=(0.2, 1.0))]))\n"
+    )
+    res = _tool('benchmark').main([str(cfg), '--batch-size', '4', '--steps', '2', '--warmup', '1', '--data', 'files'])
+    model = MODELS.build(Config.fromfile(DEMO).model)
+    assert res['flops_per_image'] == mae_train_flops(model)['train_flops'] and res['images_per_s'] > 0

@@ -24,7 +24,8 @@ def jpegs(tmp_path_factory):
     root = tmp_path_factory.mktemp('jpegs')
     small = make_jpegs(str(root / 'small'), 6, size=(250, 188), quality=90)  # crops mostly < 2x the output
     large = make_jpegs(str(root / 'large'), 6, size=(600, 450), quality=90)  # many crops decode at 1/2 or 1/4
-    return small, large
+    tiny = make_jpegs(str(root / 'tiny'), 4, size=(100, 75), quality=90)  # crops below the output: upsampling
+    return small, large, tiny
 
 
 def _unfused(crop_type='MAERandomResizedCrop'):
@@ -42,7 +43,7 @@ def _fused(**kw):
 
 @pytest.mark.parametrize('crop_type', ['MAERandomResizedCrop', 'RandomResizedCrop'])
 def test_fused_draws_the_unfused_boxes(jpegs, crop_type):
-    paths = jpegs[0] + jpegs[1]
+    paths = jpegs[0] + jpegs[1] + jpegs[2]
     np.random.seed(7)
     ref = [_unfused(crop_type)(p)['crop_bbox'] for p in paths * 3]
     np.random.seed(7)
@@ -100,13 +101,14 @@ def test_fused_pixels_match_unfused(jpegs):
             assert ours['crop_bbox'] == ref['crop_bbox'] and ours['img'].shape == (OUT, OUT, 3)
             assert ours['img'].dtype == np.uint8 and ours['ori_shape'] == ref['ori_shape']
             diffs[ours['decode_scale']].append(np.abs(ours['img'].astype(int) - ref['img']).mean())
-            if seed < len(paths):  # with the reduced decode switched off, the decode is exact
+            if seed < len(paths):  # with the reduced decode switched off, only the resize kernel differs
                 np.random.seed(seed)
                 full = _fused(reduced_decode=False)(path)
                 assert full['decode_scale'] == 1
-                assert np.abs(full['img'].astype(int) - ref['img']).mean() < 0.1
+                assert np.abs(full['img'].astype(int) - ref['img']).mean() < 0.5
     assert len(diffs[1]) > 5 and len(diffs[2]) + len(diffs[4]) > 5, {k: len(v) for k, v in diffs.items()}
-    assert max(diffs[1]) < 0.1, diffs[1]  # grey levels (0-255): torch's uint8 AA bicubic ~ Pillow's
+    # grey levels (0-255): torch's uint8 antialiased bicubic ~ Pillow's (upsampling differs a little more)
+    assert np.mean(diffs[1]) < 0.1 and max(diffs[1]) < 0.5, diffs[1]
     reduced = diffs[2] + diffs[4] + diffs[8]
     assert np.mean(reduced) < 2.0 and max(reduced) < 4.0, reduced
 
@@ -155,7 +157,7 @@ def test_gpu_path_on_cpu_matches_cpu_path(jpegs):
     ref = cpu_pre(dict(inputs=torch.stack(cpu_imgs)))['inputs']
     assert ours.shape == ref.shape == (len(paths), 3, OUT, OUT)
     err = ((ours - ref) * cpu_pre.std).abs()  # back to grey levels
-    assert err.mean() < 0.6 and err.max() <= 6, (err.mean(), err.max())
+    assert err.mean() < 0.3 and err.max() <= 2, (err.mean(), err.max())  # measured: 0.11 and 1
     assert len(gpu_pre(batch)['data_samples']) == len(paths)
 
 

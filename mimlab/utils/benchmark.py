@@ -339,7 +339,10 @@ def benchmark_training(
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     loader_cfg = cfg.get('train_dataloader') or {}
     bs = int(batch_size or loader_cfg.get('batch_size', 8))
-    model = MODELS.build(copy.deepcopy(cfg.model))
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:  # what mmengine's Runner does with a top-level preprocessor
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
     model.init_weights()
     model.to(dev).train()
     img_size = model.backbone.patch_resolution[0] * model.backbone.patch_size
@@ -351,15 +354,17 @@ def benchmark_training(
     synthetic = synthetic_batch(bs, img_size)
     if data == 'synthetic':
         batches = _repeat(synthetic)
+        first = synthetic
     elif data == 'files':
         batches = _loader_batches(cfg, bs)
+        first = next(batches)  # also starts the workers, outside the timing
     else:
         raise ValueError(f'data must be "synthetic" or "files", got {data!r}')
 
     result = dict(batch_size=bs, device=str(dev), torch=torch.__version__, amp=amp, compile=compile, data=data)
     if count_flops:
         flop_model = model.loss._torchdynamo_orig_callable if compile else model.loss
-        inputs = model.data_preprocessor(copy.copy(synthetic), True)['inputs']
+        inputs = model.data_preprocessor(copy.copy(first), True)['inputs']
         with _cpu_autocast(amp, dev):
             flops = count_train_flops(lambda: flop_model(inputs, None)['loss'])
         model.zero_grad(set_to_none=True)
@@ -525,45 +530,59 @@ def mmpretrain_pipeline(scale: int = 224) -> list[dict]:
     ]
 
 
-def benchmark_pipeline(
-    pipeline: list[dict], paths: list[str], workers: int = 0, batch_size: int = 32, repeats: int = 1
-) -> dict[str, float]:
-    """Images/s of ``pipeline`` over ``paths`` through a ``DataLoader`` with ``default_collate``.
+def benchmark_pipelines(
+    pipelines: dict[str, list[dict]], paths: list[str], workers: int = 0, batch_size: int = 32, repeats: int = 1
+) -> dict[str, dict]:
+    """Images/s of each pipeline over ``paths`` through a ``DataLoader`` with ``default_collate``.
+
+    The pipelines take turns, one pass each per round, so load from other processes on a shared machine hits them
+    alike; the median pass of each counts.
 
     Args:
-        pipeline: Transform configs (mimlab scope unless prefixed, e.g. ``mmpretrain.``).
+        pipelines: Name -> transform configs (mimlab scope unless prefixed, e.g. ``mmpretrain.``).
         paths: Image files; each sample starts as ``dict(img_path=...)``.
-        workers: DataLoader workers; 0 runs in this process.
+        workers: DataLoader workers per pipeline; 0 runs in this process.
         batch_size: Collated batch size (collation is part of the measured work).
-        repeats: Passes over ``paths``; the median pass counts.
+        repeats: Rounds.
 
     Returns:
-        ``images_per_s``, ``images_per_s_per_core`` (divided by ``max(workers, 1)``), ``pass_times``.
+        Name -> ``images_per_s``, ``images_per_s_per_core`` (divided by ``max(workers, 1)``), ``pass_times``,
+        ``num_images``.
     """
     from mmengine.dataset import default_collate
 
-    if any(t['type'].startswith('mmpretrain.') for t in pipeline):
+    if any(t['type'].startswith('mmpretrain.') for p in pipelines.values() for t in p):
         from mmpretrain.utils import register_all_modules
 
         register_all_modules(init_default_scope=False)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    ds = _PipelineDataset(paths, pipeline)
-    loader = torch.utils.data.DataLoader(
-        ds,
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=default_collate,
-        worker_init_fn=_worker_init if workers else None,
-        persistent_workers=workers > 0,
-    )
-    if workers:
-        next(iter(loader))  # start the workers outside the timing
+    loaders = {}
+    for name, pipeline in pipelines.items():
+        loaders[name] = torch.utils.data.DataLoader(
+            _PipelineDataset(paths, pipeline),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=default_collate,
+            worker_init_fn=_worker_init if workers else None,
+            persistent_workers=workers > 0,
+        )
+        if workers:
+            next(iter(loaders[name]))  # start the workers outside the timing
     np.random.seed(0)
-    times = []
+    times = {name: [] for name in pipelines}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = sum(len(batch['inputs']) for batch in loader)
-        times.append(time.perf_counter() - t0)
-    ips = n / statistics.median(times)
-    return dict(images_per_s=ips, images_per_s_per_core=ips / max(workers, 1), pass_times=times, num_images=n)
+        for name, loader in loaders.items():
+            t0 = time.perf_counter()
+            n = sum(len(batch['inputs']) for batch in loader)
+            times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        ips = len(paths) / statistics.median(ts)
+        out[name] = dict(images_per_s=ips, images_per_s_per_core=ips / max(workers, 1), pass_times=ts, num_images=n)
+    return out
+
+
+def benchmark_pipeline(pipeline: list[dict], paths: list[str], **kwargs) -> dict:
+    """:func:`benchmark_pipelines` for one pipeline."""
+    return benchmark_pipelines(dict(pipeline=pipeline), paths, **kwargs)['pipeline']

@@ -28,6 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=32, help='collated batch size')
     parser.add_argument('--repeats', type=int, default=3, help='passes over the files; the median counts')
     parser.add_argument('--reference', choices=('mmpretrain',), help="also time mmpretrain 1.2.0's MAE pipeline")
+    parser.add_argument(
+        '--also', nargs='+', default=[], metavar='CONFIG', help='more configs, timed in the same rounds'
+    )
     parser.add_argument('--json', help='write the results to this file')
     return parser.parse_args(argv)
 
@@ -35,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from mimlab.utils import register_all_modules
-    from mimlab.utils.benchmark import benchmark_pipeline, make_jpegs, mmpretrain_pipeline
+    from mimlab.utils.benchmark import benchmark_pipelines, make_jpegs, mmpretrain_pipeline
 
     register_all_modules()
     if args.make_jpegs:
@@ -53,16 +56,21 @@ def main(argv=None) -> dict:
     else:
         raise SystemExit('give --make-jpegs DIR or --files DIR')
     pipeline = Config.fromfile(args.config).train_dataloader.dataset.pipeline
-    kw = dict(workers=args.workers, batch_size=args.batch_size, repeats=args.repeats)
-    results = dict(num_images=len(paths), workers=args.workers, mimlab=benchmark_pipeline(pipeline, paths, **kw))
-    print(f'{len(paths)} files, {args.workers} workers')
-    print(f'mimlab      {results["mimlab"]["images_per_s_per_core"]:.1f} images/s per core')
+    pipelines = dict(mimlab=pipeline)
+    for extra in args.also:
+        pipelines[osp.splitext(osp.basename(extra))[0]] = Config.fromfile(extra).train_dataloader.dataset.pipeline
     if args.reference == 'mmpretrain':
-        results['mmpretrain'] = benchmark_pipeline(mmpretrain_pipeline(), paths, **kw)
-        ratio = results['mimlab']['images_per_s'] / results['mmpretrain']['images_per_s']
-        results['speed_ratio'] = ratio
-        print(f'mmpretrain  {results["mmpretrain"]["images_per_s_per_core"]:.1f} images/s per core')
-        print(f'speed ratio {ratio:.2f} (mimlab / mmpretrain 1.2.0)')
+        pipelines['mmpretrain'] = mmpretrain_pipeline()
+    measured = benchmark_pipelines(
+        pipelines, paths, workers=args.workers, batch_size=args.batch_size, repeats=args.repeats
+    )
+    results = dict(num_images=len(paths), workers=args.workers, **measured)
+    print(f'{len(paths)} files, {args.workers} workers')
+    for name, r in measured.items():
+        print(f'{r["images_per_s_per_core"]:8.1f} images/s per core  {name}')
+    if args.reference == 'mmpretrain':
+        results['speed_ratio'] = measured['mimlab']['images_per_s'] / measured['mmpretrain']['images_per_s']
+        print(f'speed ratio {results["speed_ratio"]:.2f} (mimlab / mmpretrain 1.2.0)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)
