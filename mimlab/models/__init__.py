@@ -5,3 +5,6 @@ from .heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 
 __all__ = ['MIMDataPreprocessor']
+from .gpu_data_preprocessor import GPUDecodeDataPreprocessor  # noqa: E402
+
+__all__ += ['GPUDecodeDataPreprocessor']

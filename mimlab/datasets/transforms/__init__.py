@@ -11,3 +11,9 @@ __all__ = [
     'ResizeEdge',
     'TimmRandAugment',
 ]
+from .fast_loading import LoadImageRandomResizedCrop  # noqa: E402
+
+__all__ += ['LoadImageRandomResizedCrop']
+from .encoded import PackEncodedWithCrop  # noqa: E402
+
+__all__ += ['PackEncodedWithCrop']

@@ -1,0 +1,181 @@
+"""A fused ``LoadImageFromFile`` + random resized crop: the fast CPU input path of MAE-style pretraining.
+
+What it saves per image compared with the unfused ``LoadImageFromFile -> MAERandomResizedCrop(backend='pillow')``:
+
+1. The crop box is drawn from the file header (PIL reads the size without decoding), so a JPEG whose crop is at
+   least twice the output size on both sides is decoded at 1/2, 1/4 or 1/8 scale by libjpeg-turbo's DCT scaling
+   (``cv2.IMREAD_REDUCED_COLOR_*``): fewer pixels decoded and resampled. The drawn box is exactly the unfused one
+   (same numpy draws, same order); only the decoder's downscaling and a sub-pixel rounding of the box in the
+   reduced image change pixels.
+2. The resize is torch's uint8 antialiased bicubic on a channels-last view of the crop, which matches Pillow's
+   antialiased bicubic to ~0.03 grey levels on average and runs ~5x faster than Pillow (no SIMD build needed).
+3. uint8 BGR end to end, no PIL <-> numpy <-> cv2 round trips: decode (cv2, BGR as ``LoadImageFromFile``) ->
+   crop view -> resized (h, w, C) view of a channels-last tensor; ``PackInputs`` makes the one (C, h, w) copy.
+
+Worker threads: the first call in a data-loader worker sets ``cv2.setNumThreads(1)`` and ``torch.set_num_threads(1)``
+so N workers use N cores instead of N x cores threads.
+
+Legend: ``H x W`` image, ``h x w`` output, ``ch x cw`` crop, ``s`` decoder scale denominator (1, 2, 4 or 8).
+"""
+
+import io
+import os
+
+import cv2
+import mmengine.fileio as fileio
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmcv.transforms import BaseTransform
+from PIL import Image
+
+from mimlab.registry import TRANSFORMS
+
+from .processing import MAERandomResizedCrop, RandomResizedCrop
+
+_REDUCED = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+_CROPS = {'MAERandomResizedCrop': MAERandomResizedCrop, 'RandomResizedCrop': RandomResizedCrop}
+_EXIF_ORIENTATION = 0x0112
+_threads_limited_in = None
+
+
+def limit_worker_threads() -> None:
+    """In a data-loader worker, once per process: one cv2 and one torch thread (no oversubscription)."""
+    global _threads_limited_in
+    if _threads_limited_in == os.getpid() or torch.utils.data.get_worker_info() is None:
+        return
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    _threads_limited_in = os.getpid()
+
+
+def resize_uint8(img: np.ndarray, size: tuple[int, int], interpolation: str = 'bicubic') -> np.ndarray:
+    """Antialiased resize of a uint8 image with torch's uint8 kernels (Pillow's filters, no float copy).
+
+    Args:
+        img: (H, W, C) uint8, may be a strided view (a crop).
+        size: Output (h, w).
+        interpolation: 'bicubic' or 'bilinear'.
+
+    Returns:
+        (h, w, C) uint8, a view of a channels-last tensor (contiguous in h, w, C order).
+    """
+    if min(img.strides) < 0 or img.strides[-1] != 1:  # torch views no negative strides (e.g. a flipped array)
+        img = np.ascontiguousarray(img)
+    x = torch.from_numpy(img)
+    x = x.permute(2, 0, 1).unsqueeze(0)  # (H, W, C) -> (1, C, H, W), channels-last strides, no copy
+    out = F.interpolate(x, size=size, mode=interpolation, antialias=True)  # (1, C, h, w) channels-last
+    return out[0].permute(1, 2, 0).numpy()  # -> (h, w, C) view
+
+
+@TRANSFORMS.register_module()
+class LoadImageRandomResizedCrop(BaseTransform):
+    """Read ``img_path``, cut a random resized crop, all in one step, decoding JPEGs at reduced scale when possible.
+
+    Output keys are those of ``LoadImageFromFile`` followed by the crop: ``img`` (h, w, 3) uint8 BGR,
+    ``img_shape`` (h, w), ``ori_shape`` (H, W), ``crop_bbox`` (x1, y1, x2, y2) in the full image, and
+    ``decode_scale`` s.
+
+    Args:
+        scale: Output size, an int or (h, w).
+        crop_ratio_range: Range of the crop area as a fraction of the image area.
+        aspect_ratio_range: Range of the crop's w / h, sampled log-uniformly.
+        interpolation: 'bicubic' or 'bilinear' (antialiased, Pillow's filters).
+        crop_type: Which crop's draws to use: 'MAERandomResizedCrop' (one draw, the official MAE crop) or
+            'RandomResizedCrop' (torchvision's retry loop, mmpretrain's draws).
+        max_attempts: Draws before the fallback, for 'RandomResizedCrop'.
+        reduced_decode: Decode JPEGs at 1/s scale when the crop stays >= the output size (``s * h <= ch`` and
+            ``s * w <= cw``). False decodes at full size (then only the resize kernel differs from the unfused path).
+        backend_args: mmengine file backend arguments, as ``LoadImageFromFile``.
+    """
+
+    def __init__(
+        self,
+        scale: int | tuple[int, int],
+        crop_ratio_range: tuple[float, float] = (0.2, 1.0),
+        aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+        interpolation: str = 'bicubic',
+        crop_type: str = 'MAERandomResizedCrop',
+        max_attempts: int = 10,
+        reduced_decode: bool = True,
+        backend_args: dict | None = None,
+    ):
+        super().__init__()
+        if crop_type not in _CROPS:
+            raise ValueError(f'crop_type must be one of {sorted(_CROPS)}, got {crop_type!r}')
+        if interpolation not in ('bicubic', 'bilinear'):
+            raise ValueError(f'interpolation must be "bicubic" or "bilinear", got {interpolation!r}')
+        kwargs = dict(max_attempts=max_attempts) if crop_type == 'RandomResizedCrop' else {}
+        self.crop = _CROPS[crop_type](
+            scale,
+            crop_ratio_range=crop_ratio_range,
+            aspect_ratio_range=aspect_ratio_range,
+            interpolation=interpolation,
+            **kwargs,
+        )  # only its crop_box() is used
+        self.scale = self.crop.scale
+        self.interpolation = interpolation
+        self.reduced_decode = reduced_decode
+        self.backend_args = backend_args.copy() if backend_args else None
+
+    def decode_scale(self, ch: int, cw: int) -> int:
+        """The largest s in (8, 4, 2) with the crop still >= the output at 1/s scale, else 1."""
+        h, w = self.scale
+        for s in (8, 4, 2):
+            if ch >= s * h and cw >= s * w:
+                return s
+        return 1
+
+    def transform(self, results: dict) -> dict:
+        """Args: results with ``img_path``. Returns: results with ``img``, ``img_shape``, ``ori_shape``,
+        ``crop_bbox`` and ``decode_scale``."""
+        limit_worker_threads()
+        path = results['img_path']
+        try:
+            data = fileio.get(path, backend_args=self.backend_args)
+        except Exception as e:
+            raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e
+        buf = np.frombuffer(data, np.uint8)
+        try:
+            with Image.open(io.BytesIO(data)) as header:  # lazy: parses the header only
+                W, H = header.size
+                upright = header.format != 'JPEG' or header.getexif().get(_EXIF_ORIENTATION, 1) == 1
+                jpeg = header.format == 'JPEG'
+        except Exception as e:
+            raise OSError(f'{type(self).__name__}: cannot identify image file {path}: {e}') from e
+
+        if upright:
+            top, left, ch, cw = self.crop.crop_box(H, W)
+            s = self.decode_scale(ch, cw) if (jpeg and self.reduced_decode) else 1
+            img = cv2.imdecode(buf, _REDUCED[s])
+        else:
+            # cv2 applies the EXIF rotation while decoding (as LoadImageFromFile does): draw on the upright size
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            s = 1
+        if img is None:
+            raise OSError(f'{type(self).__name__}: failed to decode {path}')
+        if not upright:
+            H, W = img.shape[:2]
+            top, left, ch, cw = self.crop.crop_box(H, W)
+        # the box in the decoded image: libjpeg's 1/s output pixel i covers source pixels [i*s, (i+1)*s)
+        y1, x1 = int(round(top / s)), int(round(left / s))
+        y2 = min(max(int(round((top + ch) / s)), y1 + 1), img.shape[0])
+        x2 = min(max(int(round((left + cw) / s)), x1 + 1), img.shape[1])
+        crop = img[y1:y2, x1:x2]  # (ch / s, cw / s, 3) view
+        results['img'] = resize_uint8(crop, self.scale, self.interpolation)
+        results['img_shape'] = self.scale
+        results['ori_shape'] = (H, W)
+        results['crop_bbox'] = (left, top, left + cw, top + ch)
+        results['decode_scale'] = s
+        return results
+
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}(crop={self.crop!r}, reduced_decode={self.reduced_decode}, '
+            f'backend_args={self.backend_args})'
+        )

@@ -1,0 +1,588 @@
+"""Training-step and input-pipeline benchmarks behind ``tools/analysis_tools/benchmark*.py``.
+
+Everything a benchmark prints is computed here so tests can check it: model FLOPs per image of the workload that
+actually runs (counted with ``torch.utils.flop_counter.FlopCounterMode``, fwd + bwd), a matmul peak measured on the
+same device (the MFU denominator), step-time statistics, the fraction of a step spent waiting for data, and peak
+memory. ``reference='mmpretrain'`` runs the same model (same arch, same weights, same batch) through mmpretrain 1.2.0
+in the same process, so the ratio is measured side by side.
+
+Legend: ``B`` batch, ``H x W`` image, ``L`` patches, ``N`` tokens, ``D`` width, ``F`` MLP hidden width,
+``P = p * p * 3`` pixels per patch.
+"""
+
+import contextlib
+import copy
+import math
+import os
+import os.path as osp
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterable
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+# ----------------------------------------------------------------------------------------------------------- FLOPs
+
+_aten = torch.ops.aten
+
+
+def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+# torch 2.11's counter knows the CUDA attention kernels but not the CPU one, which would silently drop attention.
+CPU_SDPA_FLOPS = {
+    _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop,
+    _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flop,
+}
+
+
+def count_train_flops(step: Callable[[], torch.Tensor]) -> int:
+    """FLOPs (2 per multiply-add) of one forward + backward: ``step()`` returns the loss, this calls ``backward``.
+
+    Counts matmuls, convolutions and attention (GPU and CPU kernels); elementwise ops, norms and the optimizer are
+    not counted, as in every MFU convention.
+    """
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FLOPS) as counter:
+        step().backward()
+    return counter.get_total_flops()
+
+
+def _block_macs(n: int, d: int, f: int) -> tuple[int, int]:
+    # (linear, attention) MACs per image: qkv (3 D^2) + proj (D^2) + MLP (2 D F) per token; q k^T and attn v 2 N^2 D.
+    return n * (4 * d * d + 2 * d * f), 2 * n * n * d
+
+
+def mae_train_flops(model: nn.Module, mask_ratio: float | None = None) -> dict[str, int]:
+    """Hand count of an MAE's training FLOPs per image (``recipes_perf_users.md`` §2.1), split by what runs.
+
+    Forward MACs = patch embed (all L patches) + encoder blocks on ``1 + L_vis`` tokens + decoder embed + decoder
+    blocks on ``1 + L`` tokens + prediction on ``1 + L`` tokens. ``reference_train_flops`` is the reference's
+    convention, 2 FLOP/MAC x 3 (fwd + bwd) for everything: 58.7 GFLOP for ViT-B/16. ``train_flops`` is what the
+    step executes: the patch conv's input needs no gradient (backward = 1 matmul, not 2), and the fused attention
+    backward recomputes the scores (5 matmuls where the forward has 2).
+
+    Args:
+        model: A built :class:`~mimlab.models.algorithms.MAE` (or subclass with the same backbone/neck).
+        mask_ratio: Overrides the backbone's.
+
+    Returns:
+        Per image: the forward MACs of each part, ``attention_macs``, ``forward_macs``, ``reference_train_flops``
+        and ``train_flops``.
+    """
+    bb, neck = model.backbone, model.neck
+    ratio = bb.mask_ratio if mask_ratio is None else mask_ratio
+    L = bb.patch_resolution[0] * bb.patch_resolution[1]
+    n_enc = 1 + int(L * (1 - ratio))
+    d = bb.embed_dims
+    p_in = bb.patch_embed.projection.weight[0].numel()  # p * p * C
+    dd = neck.decoder_embed.out_features
+    out = neck.decoder_pred.out_features
+    enc = [_block_macs(n_enc, d, blk.ffn.layers[0][0].out_features) for blk in bb.layers]
+    dec = [_block_macs(1 + L, dd, blk.ffn.layers[0][0].out_features) for blk in neck.decoder_blocks]
+    parts = dict(
+        patch_embed=L * p_in * d,
+        encoder=sum(a + b for a, b in enc),
+        decoder_embed=n_enc * d * dd,
+        decoder=sum(a + b for a, b in dec),
+        decoder_pred=(1 + L) * dd * out,
+    )
+    attn = sum(b for _, b in enc + dec)
+    fwd = sum(parts.values())
+    executed = 3 * (fwd - attn) - parts['patch_embed'] + attn * 7 // 2
+    return dict(parts, attention_macs=attn, forward_macs=fwd, reference_train_flops=6 * fwd, train_flops=2 * executed)
+
+
+# ---------------------------------------------------------------------------------------------- device measures
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device (benchmark timing only; never called inside a training step)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None, repeats: int = 5):
+    """Measured dense matmul throughput (FLOP/s) on ``device``: the best of ``repeats`` timings of an n x n matmul.
+
+    Args:
+        device: Where to measure.
+        dtype: float32 (TF32 follows ``torch.backends.cuda.matmul.allow_tf32``), bfloat16 or float16.
+        n: Matrix side; 8192 on CUDA, 1024 on CPU by default.
+        repeats: Timed repetitions (after one warm-up).
+
+    Returns:
+        FLOP/s, ``2 n^3 / best time``.
+    """
+    n = n or (8192 if device.type == 'cuda' else 1024)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    inner = 10 if device.type == 'cuda' else 1
+    best = math.inf
+    for i in range(repeats + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            torch.mm(a, b)
+        sync(device)
+        if i:  # the first round warms up the kernel / allocator
+            best = min(best, (time.perf_counter() - t0) / inner)
+    return 2 * n**3 / best
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max allocated since the last reset. CPU: the process's peak resident set (lifetime, not resettable)."""
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ------------------------------------------------------------------------------------------------ training step
+
+
+def build_mmpretrain_mae(model: nn.Module) -> nn.Module:
+    """The same MAE built from mmpretrain 1.2.0 (test-time reference only), with ``model``'s weights loaded strictly.
+
+    Raises:
+        ImportError: mmpretrain is not installed.
+        TypeError: ``model`` is not an MAE with a plain decoder.
+    """
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS as PT_MODELS
+    from mmpretrain.utils import register_all_modules
+
+    if type(model).__name__ != 'MAE' or model.target_generator is not None:
+        raise TypeError(f'--reference mmpretrain supports MAE only, not {type(model).__name__}')
+    register_all_modules(init_default_scope=False)
+    bb, neck, head = model.backbone, model.neck, model.head
+    arch = dict(
+        embed_dims=bb.embed_dims,
+        num_layers=bb.num_layers,
+        num_heads=bb.num_heads,
+        feedforward_channels=bb.layers[0].ffn.layers[0][0].out_features,
+    )
+    dd = neck.decoder_embed.out_features
+    cfg = dict(
+        type='MAE',
+        backbone=dict(
+            type='MAEViT',
+            arch=arch,
+            img_size=bb.patch_resolution[0] * bb.patch_size,
+            patch_size=bb.patch_size,
+            mask_ratio=bb.mask_ratio,
+        ),
+        neck=dict(
+            type='MAEPretrainDecoder',
+            num_patches=neck.num_patches,
+            patch_size=bb.patch_size,
+            embed_dim=bb.embed_dims,
+            decoder_embed_dim=dd,
+            decoder_depth=len(neck.decoder_blocks),
+            decoder_num_heads=neck.decoder_blocks[0].attn.num_heads,
+            mlp_ratio=neck.decoder_blocks[0].ffn.layers[0][0].out_features // dd,
+        ),
+        head=dict(
+            type='MAEPretrainHead',
+            norm_pix=head.norm_pix,
+            patch_size=head.patch_size,
+            loss=dict(type='PixelReconstructionLoss', criterion=head.loss_module.criterion),
+        ),
+        data_preprocessor=dict(
+            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+        ),
+    )
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        ref = PT_MODELS.build(cfg)
+    ref.load_state_dict(model.state_dict(), strict=True)
+    return ref
+
+
+def synthetic_batch(batch_size: int, img_size: int, seed: int = 0) -> dict:
+    """A uint8 (B, 3, H, W) batch as ``default_collate`` gives it, without samples (MIM losses need none)."""
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, 256, (batch_size, 3, img_size, img_size), dtype=torch.uint8, generator=g)
+    return dict(inputs=inputs, data_samples=None)
+
+
+# mmpretrain 1.2.0's MAE recipe: mmengine's default constructor (no fused kernel) with these exemptions
+_MMPRETRAIN_PARAMWISE = dict(
+    custom_keys={
+        'ln': dict(decay_mult=0.0),
+        'bias': dict(decay_mult=0.0),
+        'pos_embed': dict(decay_mult=0.0),
+        'mask_token': dict(decay_mult=0.0),
+        'cls_token': dict(decay_mult=0.0),
+    }
+)
+
+
+def _optim_wrapper(model: nn.Module, optim_cfg: dict, amp: str, device: torch.device, reference: bool = False):
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    cfg = copy.deepcopy(dict(optim_cfg))
+    if reference:
+        cfg['constructor'] = 'DefaultOptimWrapperConstructor'
+        cfg['paramwise_cfg'] = _MMPRETRAIN_PARAMWISE
+    if amp != 'none' and device.type == 'cuda':
+        cfg['type'] = 'AmpOptimWrapper'
+        cfg['dtype'] = 'bfloat16' if amp == 'bf16' else 'float16'
+        # bf16 needs no loss scaling (and a GradScaler adds an inf check, a host sync, per step)
+        cfg['loss_scale'] = dict(enabled=False) if amp == 'bf16' else 'dynamic'
+    else:
+        cfg['type'] = 'OptimWrapper'
+        cfg.pop('loss_scale', None)
+        cfg.pop('dtype', None)
+    with DefaultScope.overwrite_default_scope('mimlab'):
+        return build_optim_wrapper(model, cfg)
+
+
+def _cpu_autocast(amp: str, device: torch.device):
+    # mmengine's AmpOptimWrapper is CUDA-only; on CPU a bf16 run is an outer autocast around the step.
+    if device.type == 'cpu' and amp == 'bf16':
+        return torch.autocast('cpu', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_train_steps(
+    model: nn.Module,
+    optim_wrapper,
+    batches: Iterable[dict],
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    amp: str = 'none',
+) -> dict[str, float]:
+    """Run ``warmup + steps`` calls of ``model.train_step`` and time each measured one.
+
+    Returns:
+        ``step_time`` (median s), ``step_times`` (list), ``data_wait_fraction`` (time blocked on ``next(batches)``
+        over total, measured steps), ``loss`` (last).
+    """
+    it = iter(batches)
+    times, waits = [], []
+    loss = None
+    for i in range(warmup + steps):
+        sync(device)
+        t0 = time.perf_counter()
+        data = next(it)
+        t1 = time.perf_counter()
+        with _cpu_autocast(amp, device):
+            log_vars = model.train_step(data, optim_wrapper)
+        sync(device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            times.append(t2 - t0)
+            waits.append(t1 - t0)
+        loss = log_vars['loss']
+    return dict(
+        step_time=statistics.median(times),
+        step_times=times,
+        data_wait_fraction=sum(waits) / sum(times),
+        loss=float(loss.detach()),
+    )
+
+
+def _repeat(batch: dict):
+    while True:
+        yield batch
+
+
+def benchmark_training(
+    cfg,
+    batch_size: int | None = None,
+    amp: str = 'none',
+    compile: bool = False,
+    steps: int = 10,
+    warmup: int = 2,
+    data: str = 'synthetic',
+    reference: str | None = None,
+    device: str | None = None,
+    count_flops: bool = True,
+) -> dict:
+    """Benchmark ``cfg``'s training step.
+
+    Args:
+        cfg: An mmengine ``Config`` with ``model``, ``optim_wrapper`` and (for ``data='files'``) ``train_dataloader``.
+        batch_size: Overrides ``train_dataloader.batch_size``.
+        amp: 'bf16', 'fp16' or 'none' (fp32).
+        compile: ``torch.compile`` the model's ``loss`` (state-dict keys stay clean: the module is not wrapped).
+        steps: Measured steps.
+        warmup: Unmeasured steps first (and compilation).
+        data: 'synthetic' (one uint8 batch reused: the model alone) or 'files' (the config's dataloader, so the
+            data-wait fraction is real).
+        reference: 'mmpretrain' to time the same MAE in mmpretrain 1.2.0 on the same synthetic batch.
+        device: 'cuda' or 'cpu'; CUDA when available by default.
+        count_flops: Count FLOPs per image (one extra fwd + bwd).
+
+    Returns:
+        A dict: ``images_per_s``, ``step_time``, ``data_wait_fraction``, ``flops_per_image``, ``peak_flops``,
+        ``mfu``, ``peak_memory_mb``, ``batch_size``, ``device``, ``torch``, and ``reference_*`` plus
+        ``speed_ratio`` (mimlab images/s over the reference's) with a reference.
+    """
+    from mimlab.registry import MODELS
+
+    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    loader_cfg = cfg.get('train_dataloader') or {}
+    bs = int(batch_size or loader_cfg.get('batch_size', 8))
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:  # what mmengine's Runner does with a top-level preprocessor
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    model.to(dev).train()
+    img_size = model.backbone.patch_resolution[0] * model.backbone.patch_size
+    optim_wrapper = _optim_wrapper(model, cfg.optim_wrapper, amp, dev)
+    if compile:
+        # compile the loss only: model.state_dict() keeps its keys (no `_orig_mod.` prefix in checkpoints)
+        model.loss = torch.compile(model.loss)
+
+    synthetic = synthetic_batch(bs, img_size)
+    if data == 'synthetic':
+        batches = _repeat(synthetic)
+        first = synthetic
+    elif data == 'files':
+        batches = _loader_batches(cfg, bs)
+        first = next(batches)  # also starts the workers, outside the timing
+    else:
+        raise ValueError(f'data must be "synthetic" or "files", got {data!r}')
+
+    result = dict(batch_size=bs, device=str(dev), torch=torch.__version__, amp=amp, compile=compile, data=data)
+    if count_flops:
+        flop_model = model.loss._torchdynamo_orig_callable if compile else model.loss
+        inputs = model.data_preprocessor(copy.copy(first), True)['inputs']
+        with _cpu_autocast(amp, dev):
+            flops = count_train_flops(lambda: flop_model(inputs, None)['loss'])
+        model.zero_grad(set_to_none=True)
+        result['flops_per_image'] = flops / bs
+    ref = None
+    if reference == 'mmpretrain':
+        ref = build_mmpretrain_mae(model).to(dev).train()  # same weights, before any step
+        ref_wrapper = _optim_wrapper(ref, cfg.optim_wrapper, amp, dev, reference=True)
+        ref_batches = _repeat(synthetic)
+    elif reference is not None:
+        raise ValueError(f'reference must be "mmpretrain" or None, got {reference!r}')
+
+    reset_peak_memory(dev)
+    if ref is None:
+        timing = time_train_steps(model, optim_wrapper, batches, steps, warmup, dev, amp)
+    else:
+        # alternate one step of each, so load from other processes on a shared machine hits both alike
+        ours, theirs, peak = [], [], 0.0
+        for _ in range(warmup + steps):
+            reset_peak_memory(dev)
+            ours.append(time_train_steps(model, optim_wrapper, batches, 1, 0, dev, amp))
+            peak = max(peak, peak_memory_mb(dev))  # CUDA: ours alone (CPU: the process's lifetime peak)
+            theirs.append(time_train_steps(ref, ref_wrapper, ref_batches, 1, 0, dev, amp))
+        ours, theirs = ours[warmup:], theirs[warmup:]
+        timing = _merge(ours)
+        ref_timing = _merge(theirs)
+    result.update(timing)
+    result['peak_memory_mb'] = peak_memory_mb(dev) if ref is None else peak
+    result['images_per_s'] = bs / timing['step_time']
+    peak_dtype = torch.float32 if amp == 'none' else (torch.bfloat16 if amp == 'bf16' else torch.float16)
+    result['peak_flops'] = matmul_peak(dev, peak_dtype)
+    if count_flops:
+        result['mfu'] = result['flops_per_image'] * result['images_per_s'] / result['peak_flops']
+    if ref is not None:
+        result['reference'] = 'mmpretrain'
+        result['reference_step_time'] = ref_timing['step_time']
+        result['reference_step_times'] = ref_timing['step_times']
+        result['reference_images_per_s'] = bs / ref_timing['step_time']
+        if data == 'synthetic':
+            # the model alone on both sides: same batch, same initial weights, same optimizer settings
+            result['speed_ratio'] = ref_timing['step_time'] / timing['step_time']
+    return result
+
+
+def _merge(timings: list[dict]) -> dict:
+    times = [t['step_times'][0] for t in timings]
+    waits = [t['data_wait_fraction'] * t['step_times'][0] for t in timings]
+    return dict(
+        step_time=statistics.median(times),
+        step_times=times,
+        data_wait_fraction=sum(waits) / sum(times),
+        loss=timings[-1]['loss'],
+    )
+
+
+def _loader_batches(cfg, batch_size: int):
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg['batch_size'] = batch_size
+    loader_cfg.setdefault('collate_fn', dict(type='default_collate'))
+    if loader_cfg.get('num_workers', 0) == 0:
+        loader_cfg['persistent_workers'] = False
+    with DefaultScope.overwrite_default_scope('mimlab'):
+        loader = Runner.build_dataloader(loader_cfg, seed=0)
+    while True:
+        yield from loader
+
+
+def format_training(result: dict) -> str:
+    """The report ``tools/analysis_tools/benchmark.py`` prints."""
+    lines = [
+        f'device {result["device"]}, torch {result["torch"]}, batch {result["batch_size"]}, amp {result["amp"]}, '
+        f'compile {result["compile"]}, data {result["data"]}',
+        f'images/s            {result["images_per_s"]:.1f}',
+        f'step time (median)  {result["step_time"] * 1e3:.1f} ms',
+        f'data-wait fraction  {result["data_wait_fraction"]:.3f}',
+    ]
+    if 'flops_per_image' in result:
+        lines += [
+            f'model FLOPs/image   {result["flops_per_image"] / 1e9:.3f} GFLOP (fwd+bwd, masked workload)',
+            f'matmul peak         {result["peak_flops"] / 1e12:.2f} TFLOP/s (measured)',
+            f'MFU                 {100 * result["mfu"]:.1f} %',
+        ]
+    lines.append(f'peak memory         {result["peak_memory_mb"]:.0f} MiB')
+    if 'reference' in result:
+        lines.append(
+            f'mmpretrain 1.2.0    {result["reference_images_per_s"]:.1f} images/s, '
+            f'step {result["reference_step_time"] * 1e3:.1f} ms'
+        )
+        if 'speed_ratio' in result:
+            lines.append(f'speed ratio         {result["speed_ratio"]:.3f} (mimlab images/s / mmpretrain images/s)')
+    return '\n'.join(lines)
+
+
+# -------------------------------------------------------------------------------------------------- input data
+
+
+def make_jpegs(
+    out_dir: str, num: int, size: tuple[int, int] = (500, 375), quality: int = 90, seed: int = 0
+) -> list[str]:
+    """Write ``num`` JPEGs of ``size = (w, h)`` rendered from the built-in dataset: ImageNet-like files to read.
+
+    The built-in renderer draws squares; each image is drawn at ``max(w, h)`` and cut to ``h x w``.
+
+    Returns:
+        The file paths, in index order.
+    """
+    from mimlab.datasets.builtin import BuiltinDataset
+
+    w, h = size
+    ds = BuiltinDataset(split='train', num_samples=num, img_size=max(w, h), seed=seed, lazy_init=True)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for idx in range(num):
+        img, _ = ds.render(idx)
+        path = osp.join(out_dir, f'{idx:06d}.jpg')
+        if not cv2.imwrite(path, img[:h, :w], [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+            raise OSError(f'could not write {path}')
+        paths.append(path)
+    return paths
+
+
+class _PipelineDataset(torch.utils.data.Dataset):
+    def __init__(self, paths: list[str], pipeline: list):
+        from mmcv.transforms import Compose
+        from mmengine.registry import DefaultScope
+
+        self.paths = paths
+        with DefaultScope.overwrite_default_scope('mimlab'):
+            self.pipeline = Compose(copy.deepcopy(pipeline))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, idx: int):
+        out = self.pipeline(dict(img_path=self.paths[idx], sample_idx=idx))
+        if out is None:
+            raise RuntimeError(f'pipeline dropped {self.paths[idx]}')
+        return out
+
+
+def _worker_init(worker_id: int) -> None:
+    np.random.seed(1000 + worker_id)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def mmpretrain_pipeline(scale: int = 224) -> list[dict]:
+    """mmpretrain 1.2.0's MAE pretraining pipeline (``imagenet_bs512_mae.py``), scoped to mmpretrain."""
+    return [
+        dict(type='mmpretrain.LoadImageFromFile'),
+        dict(
+            type='mmpretrain.RandomResizedCrop',
+            scale=scale,
+            crop_ratio_range=(0.2, 1.0),
+            backend='pillow',
+            interpolation='bicubic',
+        ),
+        dict(type='mmpretrain.RandomFlip', prob=0.5),
+        dict(type='mmpretrain.PackInputs'),
+    ]
+
+
+def benchmark_pipelines(
+    pipelines: dict[str, list[dict]], paths: list[str], workers: int = 0, batch_size: int = 32, repeats: int = 1
+) -> dict[str, dict]:
+    """Images/s of each pipeline over ``paths`` through a ``DataLoader`` with ``default_collate``.
+
+    The pipelines take turns, one pass each per round, so load from other processes on a shared machine hits them
+    alike; the median pass of each counts.
+
+    Args:
+        pipelines: Name -> transform configs (mimlab scope unless prefixed, e.g. ``mmpretrain.``).
+        paths: Image files; each sample starts as ``dict(img_path=...)``.
+        workers: DataLoader workers per pipeline; 0 runs in this process.
+        batch_size: Collated batch size (collation is part of the measured work).
+        repeats: Rounds.
+
+    Returns:
+        Name -> ``images_per_s``, ``images_per_s_per_core`` (divided by ``max(workers, 1)``), ``pass_times``,
+        ``num_images``.
+    """
+    from mmengine.dataset import default_collate
+
+    if any(t['type'].startswith('mmpretrain.') for p in pipelines.values() for t in p):
+        from mmpretrain.utils import register_all_modules
+
+        register_all_modules(init_default_scope=False)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    loaders = {}
+    for name, pipeline in pipelines.items():
+        loaders[name] = torch.utils.data.DataLoader(
+            _PipelineDataset(paths, pipeline),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=default_collate,
+            worker_init_fn=_worker_init if workers else None,
+            persistent_workers=workers > 0,
+        )
+        if workers:
+            next(iter(loaders[name]))  # start the workers outside the timing
+    np.random.seed(0)
+    times = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, loader in loaders.items():
+            t0 = time.perf_counter()
+            n = sum(len(batch['inputs']) for batch in loader)
+            times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        ips = len(paths) / statistics.median(ts)
+        out[name] = dict(images_per_s=ips, images_per_s_per_core=ips / max(workers, 1), pass_times=ts, num_images=n)
+    return out
+
+
+def benchmark_pipeline(pipeline: list[dict], paths: list[str], **kwargs) -> dict:
+    """:func:`benchmark_pipelines` for one pipeline."""
+    return benchmark_pipelines(dict(pipeline=pipeline), paths, **kwargs)['pipeline']

@@ -1,0 +1,63 @@
+"""Training-step benchmark: images/s, step time, data-wait fraction, FLOPs/image, MFU, peak memory.
+
+Example: ``python tools/analysis_tools/benchmark.py configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py
+--batch-size 16 --amp none --steps 5 --reference mmpretrain``. The numbers come from
+:func:`mimlab.utils.benchmark.benchmark_training`; ``--json`` also writes them to a file.
+"""
+
+import argparse
+import json
+import logging
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--batch-size', type=int, help="per-device batch (default: the config's)")
+    parser.add_argument('--amp', choices=('bf16', 'fp16', 'none'), default='none', help='autocast dtype')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the loss')
+    parser.add_argument('--steps', type=int, default=10, help='measured steps')
+    parser.add_argument('--warmup', type=int, default=2, help='unmeasured steps first')
+    parser.add_argument('--data', choices=('synthetic', 'files'), default='synthetic', help='batch source')
+    parser.add_argument('--reference', choices=('mmpretrain',), help='also time mmpretrain 1.2.0 on the same model')
+    parser.add_argument('--device', choices=('cuda', 'cpu'), help='default: cuda when available')
+    parser.add_argument('--json', help='write the results to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from mmengine.logging import MMLogger
+
+    from mimlab.utils import register_all_modules
+    from mimlab.utils.benchmark import benchmark_training, format_training
+
+    register_all_modules()
+    MMLogger.get_instance('mimlab-benchmark', log_level='WARNING')  # no per-parameter init messages
+    logging.getLogger('mimlab-benchmark').setLevel(logging.WARNING)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    result = benchmark_training(
+        cfg,
+        batch_size=args.batch_size,
+        amp=args.amp,
+        compile=args.compile,
+        steps=args.steps,
+        warmup=args.warmup,
+        data=args.data,
+        reference=args.reference,
+        device=args.device,
+    )
+    print(format_training(result))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()
