@@ -3,6 +3,7 @@ compiled / DDP-wrapped models load into plain ones."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,17 +21,17 @@ from tests.helpers import tiny_mae
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 
-# 256 images / 32 = 8 iterations per epoch, 16 in all; a checkpoint every 3 iterations; every random draw seeded
+# 192 images / 32 = 6 iterations per epoch, 12 in all; a checkpoint every 3 iterations; every random draw seeded
 BASE = f"""
 _base_ = '{DEMO}'
-train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False, dataset=dict(num_samples=256))
+train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False, dataset=dict(num_samples=192))
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=3, max_keep_ckpts=-1))
 randomness = dict(seed=0, deterministic=True)
 """
 ITER_BASED = """
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=16)
-param_scheduler = [dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=0, end=16)]
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12)
+param_scheduler = [dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=0, end=12)]
 log_processor = dict(by_epoch=False)
 """
 KILLED = """
@@ -64,6 +65,10 @@ def logged(work_dir) -> list[dict]:
     return rows
 
 
+def log_text(work_dir) -> str:
+    return ''.join(p.read_text() for p in Path(work_dir).glob('*/*.log'))
+
+
 @pytest.mark.parametrize('loop', ['EpochBasedTrainLoop', 'IterBasedTrainLoop'])
 def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, loop):
     (tmp_path / 'base.py').write_text(BASE + (ITER_BASED if loop == 'IterBasedTrainLoop' else ''))
@@ -77,23 +82,31 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, l
     assert (cut / 'last_checkpoint').read_text() == str(cut / 'iter_9.pth')
     assert [r['iter'] for r in logged(cut)] == list(range(1, 11))
 
-    rc, out = finish(start(tmp_path / 'base.py', cut, '--resume'))
-    assert rc == 0, out[-3000:]
+    resumed = [start(tmp_path / 'base.py', cut, '--resume')]
+    if loop == 'EpochBasedTrainLoop':  # and from the checkpoint at the end of epoch 1
+        (tmp_path / 'boundary').mkdir()
+        shutil.copy(full / 'iter_6.pth', tmp_path / 'boundary/iter_6.pth')
+        resumed.append(start(tmp_path / 'base.py', tmp_path / 'boundary', '--resume', tmp_path / 'boundary/iter_6.pth'))
+    for proc in resumed:
+        rc, out = finish(proc)
+        assert rc == 0, out[-3000:]
+        assert 'restored the RNG states saved at iteration' in out
     if loop == 'EpochBasedTrainLoop':
-        assert 'resuming epoch 2 at batch 2 (sampler skip)' in out
-    assert 'restored the RNG states saved at iteration 9' in out
+        assert 'resuming epoch 2 at batch 4 (sampler skip)' in log_text(cut)
 
-    before, after = logged(full), logged(cut)[10:]  # the resumed run's rows
-    # mmengine's own epoch loop would restart epoch 2 from its first batch and end at iteration 17
-    assert [r['iter'] for r in after] == list(range(10, 17))
+    before = logged(full)
+    after = logged(cut)[10:]  # the resumed run's rows
+    # mmengine's own epoch loop would restart epoch 2 from its first batch and end at iteration 15
+    assert [r['iter'] for r in after] == list(range(10, 13))
     for a, b in zip(after, before[9:], strict=True):
         assert (a['iter'], a.get('epoch'), a['lr']) == (b['iter'], b.get('epoch'), b['lr'])
         assert a['loss'] == b['loss'], a['iter']  # same data, masks and weights at every step
-    end_full = load_checkpoint_weights_only(str(full / 'iter_16.pth'))
-    end_cut = load_checkpoint_weights_only(str(cut / 'iter_16.pth'))
-    for key, value in end_full['state_dict'].items():
-        assert torch.equal(end_cut['state_dict'][key], value), key
-    assert end_cut['meta']['iter'] == end_full['meta']['iter'] == 16
+    end_full = load_checkpoint_weights_only(str(full / 'iter_12.pth'))
+    for work_dir in [cut] + [tmp_path / 'boundary'] * (loop == 'EpochBasedTrainLoop'):
+        end = load_checkpoint_weights_only(str(work_dir / 'iter_12.pth'))
+        for key, value in end_full['state_dict'].items():
+            assert torch.equal(end['state_dict'][key], value), (work_dir.name, key)
+        assert end['meta']['iter'] == end_full['meta']['iter'] == 12
 
 
 def _runner(model, work_dir, **kw) -> Runner:

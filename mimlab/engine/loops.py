@@ -9,8 +9,9 @@ What they add to mmengine's loops:
   (:meth:`mimlab.datasets.DefaultSampler.skip`, no image decoded), or, for other samplers, the used batches are
   drawn and discarded.
 - **RNG continuity** (both loops): the RNG states saved by :class:`~mimlab.engine.hooks.TrainStateHook` are
-  restored after the data iterator of the resumed epoch is created (creating it draws the workers' base seed, as it
-  did at the start of the uninterrupted epoch), so masks, augmentations in the main process and drop paths repeat.
+  restored where the interrupted run saved them. Creating an epoch's data iterator draws a seed, so after a
+  mid-epoch checkpoint the states are restored after the resumed epoch's iterator is created, and after an epoch-end
+  checkpoint before. Masks, augmentations made in the main process, and drop paths then repeat.
 """
 
 from mmengine.runner import EpochBasedTrainLoop as _MMEngineEpochLoop
@@ -32,11 +33,13 @@ def _state_hook(runner) -> TrainStateHook:
     return hook
 
 
-def _restore_rng(hook: TrainStateHook, runner) -> None:
-    if hook.rng_state is not None:
-        set_rng_state(hook.rng_state)
-        runner.logger.info(f'restored the RNG states saved at iteration {runner.iter}')
-        hook.rng_state = None
+def _restore_rng(loop) -> None:
+    """Restore the RNG states of the checkpoint this run resumed from (nothing for a new run or a ``load_from``)."""
+    state = loop._state_hook.pop_rng_state(loop.runner) if loop._iter > 0 else None
+    loop._state_hook.rng_states = None
+    if state is not None:
+        set_rng_state(state)
+        loop.runner.logger.info(f'restored the RNG states saved at iteration {loop._iter}')
 
 
 @LOOPS.register_module()
@@ -49,7 +52,17 @@ class EpochBasedTrainLoop(_MMEngineEpochLoop):
 
     def run_epoch(self) -> None:
         done = self._iter - self._epoch * len(self.dataloader)  # batches of this epoch trained before a resume
+        if done == len(self.dataloader):
+            # resumed from the checkpoint of the epoch's last iteration, written before the epoch was closed
+            _restore_rng(self)
+            self.runner.call_hook('after_train_epoch')
+            self._epoch += 1
+            return
         if not 0 <= done < len(self.dataloader):
+            self.runner.logger.warning(
+                f'iteration {self._iter} is not in epoch {self._epoch + 1} of {len(self.dataloader)} iterations '
+                '(did the batch size or the dataset change?): the epoch starts from its first batch'
+            )
             done = 0
         self.runner.call_hook('before_train_epoch')  # sets the sampler's epoch, hence its permutation
         self.runner.model.train()
@@ -58,6 +71,9 @@ class EpochBasedTrainLoop(_MMEngineEpochLoop):
         by_sampler = done > 0 and hasattr(sampler, 'skip') and batch_size is not None
         if by_sampler:
             sampler.skip(done * batch_size)
+        if done == 0:
+            # an epoch-end checkpoint was saved before this epoch's data iterator drew its seed
+            _restore_rng(self)
         batches = iter(self.dataloader)
         if done > 0:
             how = 'sampler skip' if by_sampler else 'drawing and discarding batches'
@@ -65,7 +81,8 @@ class EpochBasedTrainLoop(_MMEngineEpochLoop):
             if not by_sampler:
                 for _ in range(done):
                     next(batches)
-        _restore_rng(self._state_hook, self.runner)
+            # a mid-epoch checkpoint was saved after it
+            _restore_rng(self)
         for idx, data_batch in enumerate(batches, start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
@@ -76,14 +93,15 @@ class _RestoreRngBeforeNext:
     """Iterator wrapper: restores the saved RNG states just before batch ``loop.iter + 1`` is drawn."""
 
     def __init__(self, iterator, loop):
-        self.iterator, self.loop, self.drawn = iterator, loop, 0
+        self.iterator, self.loop, self.drawn, self.restored = iterator, loop, 0, False
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self.drawn == self.loop._iter:  # mmengine's skip of the trained batches is over
-            _restore_rng(self.loop._state_hook, self.loop.runner)
+        if not self.restored and self.drawn == self.loop._iter:  # mmengine's skip of the trained batches is over
+            _restore_rng(self.loop)
+            self.restored = True
         self.drawn += 1
         return next(self.iterator)
 

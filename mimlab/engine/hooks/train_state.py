@@ -77,14 +77,14 @@ class TrainStateHook(Hook):
     :meth:`collect` just before it saves. A checkpoint written another way in a multi-rank job holds no RNG states,
     and resuming from it re-seeds as mmengine does.
 
-    After a resume, ``rng_state`` holds this rank's saved states (None when there are none); mimlab's train loops
-    consume it.
+    A loaded checkpoint's states wait in ``rng_states`` until mimlab's train loops take them (:meth:`pop_rng_state`)
+    when they resume.
     """
 
     priority = 'VERY_LOW'
 
     def __init__(self):
-        self.rng_state = None
+        self.rng_states = None
         self._collected = None
 
     def collect(self) -> None:
@@ -105,11 +105,16 @@ class TrainStateHook(Hook):
         if isinstance(model, torch._dynamo.eval_frame.OptimizedModule):
             state = type(state)((f'_orig_mod.{k}', v) for k, v in state.items())
         checkpoint['state_dict'] = state
-        states = checkpoint.get('rng_state')
+        self.rng_states = checkpoint.get('rng_state')
+
+    def pop_rng_state(self, runner):
+        """This rank's saved RNG states, once; None if there are none or they were saved by a different number of
+        ranks (with a warning). Only a resume uses them: a checkpoint loaded with ``load_from`` starts a new run."""
+        states, self.rng_states = self.rng_states, None
         if states is not None and len(states) != get_world_size():
             runner.logger.warning(
                 f'the checkpoint holds the RNG states of {len(states)} ranks, this job has {get_world_size()}: '
                 'random draws after the resume will not repeat the original run'
             )
-            states = None
-        self.rng_state = states[get_rank()] if states is not None else None
+            return None
+        return states[get_rank()] if states is not None else None
