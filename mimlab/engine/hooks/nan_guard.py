@@ -27,6 +27,7 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from mimlab.engine.hooks.train_state import strip_wrapper_prefixes
 from mimlab.registry import HOOKS
@@ -70,8 +71,11 @@ class NonFiniteGuardHook(Hook):
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
-        if not hasattr(wrapper, 'optimizer'):
-            raise TypeError(f'NonFiniteGuardHook guards a single optim wrapper, got {type(wrapper).__name__}')
+        if not isinstance(wrapper, OptimWrapper) or isinstance(wrapper, OptimWrapperDict):  # or DeepSpeed's
+            runner.logger.warning(
+                f'NonFiniteGuardHook guards an OptimWrapper or AmpOptimWrapper; {type(wrapper).__name__} is not guarded'
+            )
+            return
 
         def update_params(loss, step_kwargs=None, zero_kwargs=None):
             # OptimWrapper.update_params with the check between backward and step
