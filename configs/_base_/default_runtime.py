@@ -7,6 +7,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # skips non-finite updates, raises after 5 in a row (docs/running_at_scale.md, the NaN playbook)
+    nan_guard=dict(type='NonFiniteGuardHook'),
 )
 
 env_cfg = dict(

@@ -3,3 +3,4 @@ from .imagenet import CustomDataset, ImageNet
 from .transforms import *  # noqa: F401,F403
 
 __all__ = ['BuiltinDataset', 'write_builtin_dataset', 'CustomDataset', 'ImageNet']
+from .samplers import DefaultSampler  # noqa: E402,F401

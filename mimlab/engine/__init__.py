@@ -14,3 +14,5 @@ __all__ = [
     'knn_accuracy',
     'pool_features',
 ]
+from .hooks import *  # noqa: E402,F401,F403
+from .loops import EpochBasedTrainLoop, IterBasedTrainLoop  # noqa: E402,F401

@@ -120,9 +120,21 @@ def merge_train_args(cfg: Config, args) -> Config:
             f'--auto-scale-lr: {args.config} sets no auto_scale_lr.base_batch_size (the total batch size its lr is '
             'meant for); add it with --cfg-options auto_scale_lr.base_batch_size=N'
         )
+    _drop_disabled_hooks(cfg)
     _dataloader_defaults(cfg)
     resolve_amp(cfg)
     return cfg
+
+
+def _drop_disabled_hooks(cfg: Config) -> None:
+    """Remove ``default_hooks`` entries set to None that mmengine does not know (e.g. ``nan_guard=None``).
+
+    mmengine's runner accepts None only for its own default hooks (it then leaves them out) and asserts on others.
+    """
+    mmengine_defaults = {'runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler', 'checkpoint'}
+    hooks = cfg.get('default_hooks') or {}
+    for name in [n for n, hook in hooks.items() if hook is None and n not in mmengine_defaults]:
+        hooks.pop(name)
 
 
 def merge_test_args(cfg: Config, args) -> Config:

@@ -56,8 +56,10 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
         RuntimeError: naming the file when it is not a readable weights-only checkpoint.
     """
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+        # not `with torch.serialization.safe_globals(...)`: on exit it removes the types from the process-wide
+        # allow-list as well, after which mmengine's own resume in the same process fails
+        allow_mmengine_checkpoint_types()
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
         raise RuntimeError(f'cannot load checkpoint {path!r} weights-only: {e}') from e
 

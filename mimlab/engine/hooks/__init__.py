@@ -1,0 +1,5 @@
+from .checkpoint import CheckpointHook
+from .nan_guard import NonFiniteGuardHook, total_grad_norm
+from .train_state import TrainStateHook
+
+__all__ = ['CheckpointHook', 'NonFiniteGuardHook', 'TrainStateHook', 'total_grad_norm']

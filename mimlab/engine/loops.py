@@ -1,0 +1,121 @@
+"""Train loops that resume where the interrupted run was, batch for batch and random draw for random draw.
+
+Registered under mmengine's names, so every config's ``train_cfg=dict(type='EpochBasedTrainLoop', ...)`` gets them.
+What they add to mmengine's loops:
+
+- **Mid-epoch resume** (``EpochBasedTrainLoop``): mmengine restarts the epoch of an iteration checkpoint from its
+  first batch, so a job killed at iteration 9 of a 16-iteration epoch trains 9 batches twice and ends 9 iterations
+  late. Here the epoch continues with the batch after the checkpoint: the sampler drops the samples already used
+  (:meth:`mimlab.datasets.DefaultSampler.skip`, no image decoded), or, for other samplers, the used batches are
+  drawn and discarded.
+- **RNG continuity** (both loops): the RNG states saved by :class:`~mimlab.engine.hooks.TrainStateHook` are
+  restored where the interrupted run saved them. Creating an epoch's data iterator draws a seed, so after a
+  mid-epoch checkpoint the states are restored after the resumed epoch's iterator is created, and after an epoch-end
+  checkpoint before. Masks, augmentations made in the main process, and drop paths then repeat.
+"""
+
+from mmengine.runner import EpochBasedTrainLoop as _MMEngineEpochLoop
+from mmengine.runner import IterBasedTrainLoop as _MMEngineIterLoop
+
+from mimlab.engine.hooks.train_state import TrainStateHook, set_rng_state
+from mimlab.registry import LOOPS
+
+__all__ = ['EpochBasedTrainLoop', 'IterBasedTrainLoop']
+
+
+def _state_hook(runner) -> TrainStateHook:
+    """The runner's :class:`TrainStateHook`, registered now if the config did not list one."""
+    for hook in runner.hooks:
+        if isinstance(hook, TrainStateHook):
+            return hook
+    hook = TrainStateHook()
+    runner.register_hook(hook)
+    return hook
+
+
+def _restore_rng(loop) -> None:
+    """Restore the RNG states of the checkpoint this run resumed from (nothing for a new run or a ``load_from``)."""
+    state = loop._state_hook.pop_rng_state(loop.runner) if loop._iter > 0 else None
+    loop._state_hook.rng_states = None
+    if state is not None:
+        set_rng_state(state)
+        loop.runner.logger.info(f'restored the RNG states saved at iteration {loop._iter}')
+
+
+@LOOPS.register_module()
+class EpochBasedTrainLoop(_MMEngineEpochLoop):
+    """mmengine's ``EpochBasedTrainLoop`` (same arguments) that continues a mid-epoch checkpoint's epoch."""
+
+    def __init__(self, runner, *args, **kwargs):
+        super().__init__(runner, *args, **kwargs)
+        self._state_hook = _state_hook(runner)
+
+    def run_epoch(self) -> None:
+        done = self._iter - self._epoch * len(self.dataloader)  # batches of this epoch trained before a resume
+        if done == len(self.dataloader):
+            # resumed from the checkpoint of the epoch's last iteration, written before the epoch was closed
+            _restore_rng(self)
+            self.runner.call_hook('after_train_epoch')
+            self._epoch += 1
+            return
+        if not 0 <= done < len(self.dataloader):
+            self.runner.logger.warning(
+                f'iteration {self._iter} is not in epoch {self._epoch + 1} of {len(self.dataloader)} iterations '
+                '(did the batch size or the dataset change?): the epoch starts from its first batch'
+            )
+            done = 0
+        self.runner.call_hook('before_train_epoch')  # sets the sampler's epoch, hence its permutation
+        self.runner.model.train()
+        sampler = self.dataloader.sampler
+        batch_size = self.dataloader.batch_size
+        by_sampler = done > 0 and hasattr(sampler, 'skip') and batch_size is not None
+        if by_sampler:
+            sampler.skip(done * batch_size)
+        if done == 0:
+            # an epoch-end checkpoint was saved before this epoch's data iterator drew its seed
+            _restore_rng(self)
+        batches = iter(self.dataloader)
+        if done > 0:
+            how = 'sampler skip' if by_sampler else 'drawing and discarding batches'
+            self.runner.logger.info(f'resuming epoch {self._epoch + 1} at batch {done + 1} ({how})')
+            if not by_sampler:
+                for _ in range(done):
+                    next(batches)
+            # a mid-epoch checkpoint was saved after it
+            _restore_rng(self)
+        for idx, data_batch in enumerate(batches, start=done):
+            self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
+
+
+class _RestoreRngBeforeNext:
+    """Iterator wrapper: restores the saved RNG states just before batch ``loop.iter + 1`` is drawn."""
+
+    def __init__(self, iterator, loop):
+        self.iterator, self.loop, self.drawn, self.restored = iterator, loop, 0, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self.restored and self.drawn == self.loop._iter:  # mmengine's skip of the trained batches is over
+            _restore_rng(self.loop)
+            self.restored = True
+        self.drawn += 1
+        return next(self.iterator)
+
+
+@LOOPS.register_module()
+class IterBasedTrainLoop(_MMEngineIterLoop):
+    """mmengine's ``IterBasedTrainLoop`` (same arguments); after a resume the RNG states continue as saved.
+
+    mmengine skips the trained batches by drawing them from the data iterator (so their order after a resume is the
+    uninterrupted order); that skip consumes random draws itself, so the states are restored after it, just before
+    the first new batch is drawn.
+    """
+
+    def __init__(self, runner, *args, **kwargs):
+        super().__init__(runner, *args, **kwargs)
+        self._state_hook = _state_hook(runner)
+        self.dataloader_iterator = _RestoreRngBeforeNext(self.dataloader_iterator, self)
