@@ -9,6 +9,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # skips non-finite updates, raises after 5 in a row (docs/running_at_scale.md, the NaN playbook)
     nan_guard=dict(type='NonFiniteGuardHook'),
+    # logs train/skipped_images when the dataset sets skip_bad_images=True
+    skipped_images=dict(type='SkippedImagesHook'),
+    # SIGTERM (Slurm preemption, scancel): checkpoint at the next iteration, exit 0; continue with --resume
+    preemption=dict(type='PreemptionHook'),
 )
 
 env_cfg = dict(

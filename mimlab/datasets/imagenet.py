@@ -8,10 +8,12 @@
 Files are listed in sorted order, so the sample order is the same on every machine and in every process.
 """
 
+import logging
 import os
 import os.path as osp
 from collections.abc import Sequence
 
+import torch
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
@@ -37,7 +39,11 @@ class CustomDataset(BaseDataset):
         metainfo: e.g. ``dict(classes=(...))``. With a folder scan, classes that are the folder names (in any order)
             set the labels; other names must be as many as the folders and only rename them, as in mmpretrain.
         pipeline: Transforms applied to each sample.
-        test_mode: mmengine test mode (a failing sample raises instead of being replaced by another).
+        test_mode: mmengine test mode.
+        skip_bad_images: A sample whose image cannot be read or decoded (missing, empty, truncated, not an image)
+            is replaced by the next readable one, counted (:attr:`num_skipped_images`, shared by the DataLoader
+            workers; ``SkippedImagesHook`` logs it) and reported in a warning naming the file. False (default): the
+            error stops the run, naming the sample's index and file.
         lazy_init: List the files on first use instead of in the constructor.
         **kwargs: Other :class:`mmengine.dataset.BaseDataset` arguments (``indices``, ``serialize_data``, ...).
     """
@@ -52,9 +58,13 @@ class CustomDataset(BaseDataset):
         metainfo: dict | None = None,
         pipeline: Sequence = (),
         test_mode: bool = False,
+        skip_bad_images: bool = False,
         lazy_init: bool = False,
         **kwargs,
     ):
+        self.skip_bad_images = skip_bad_images
+        # in shared memory before the DataLoader starts its workers, so their skips add up in one place
+        self._skipped = torch.zeros(1, dtype=torch.int64).share_memory_()
         if isinstance(data_prefix, str):
             data_prefix = dict(img_path=data_prefix)
         self.with_label = with_label
@@ -146,7 +156,7 @@ class CustomDataset(BaseDataset):
         if not data:
             raise ValueError(f'{name}: no images with suffix {self.extensions} in the class folders of {img_dir!r}')
         if empty:
-            print_log(f'{name}: {len(empty)} class folder(s) without images: {empty[:5]}', 'current', 'WARNING')
+            print_log(f'{name}: {len(empty)} class folder(s) without images: {empty[:5]}', 'current', logging.WARNING)
         return data
 
     def _folder_labels(self, folders: list[str]) -> dict[str, int]:
@@ -165,13 +175,40 @@ class CustomDataset(BaseDataset):
             f'{len(folders)} class folders that are not among them (e.g. {folders[0]!r})'
         )
 
-    def prepare_data(self, idx: int):
-        """Run the pipeline on sample ``idx``; an error is re-raised naming the sample's index and file."""
+    @property
+    def num_skipped_images(self) -> int:
+        """How many unreadable samples ``skip_bad_images`` has replaced so far, over all DataLoader workers."""
+        return int(self._skipped.item())
+
+    def _prepare_or_raise(self, idx: int):
         try:
             return super().prepare_data(idx)
         except Exception as e:
             path = self.get_data_info(idx).get('img_path', '?')
             raise RuntimeError(f'{type(self).__name__}[{idx}] {path}: {type(e).__name__}: {e}') from e
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``.
+
+        An error is re-raised naming the sample's index and file; with ``skip_bad_images`` the next samples
+        (``idx + 1``, ``idx + 2``, ... wrapping around) are tried instead, each failure counted and logged.
+        """
+        if not self.skip_bad_images:
+            return self._prepare_or_raise(idx)
+        n = len(self)
+        for attempt in range(min(n, 100)):
+            j = (idx + attempt) % n
+            try:
+                return self._prepare_or_raise(j)
+            except RuntimeError as e:
+                self._skipped += 1
+                print_log(
+                    f'skip_bad_images: {e} (bad image {int(self._skipped.item())} of this run; using sample '
+                    f'{(j + 1) % n} instead)',
+                    'current',
+                    logging.WARNING,
+                )
+        raise RuntimeError(f'{type(self).__name__}: samples {idx}..{(idx + min(n, 100) - 1) % n} are all unreadable')
 
 
 @DATASETS.register_module()

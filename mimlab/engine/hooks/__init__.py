@@ -3,3 +3,9 @@ from .nan_guard import NonFiniteGuardHook, total_grad_norm
 from .train_state import TrainStateHook
 
 __all__ = ['CheckpointHook', 'NonFiniteGuardHook', 'TrainStateHook', 'total_grad_norm']
+from .skipped_images import SkippedImagesHook  # noqa: E402
+
+__all__ += ['SkippedImagesHook']
+from .preemption import PreemptionHook  # noqa: E402
+
+__all__ += ['PreemptionHook']

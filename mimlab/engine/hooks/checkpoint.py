@@ -87,7 +87,12 @@ class CheckpointHook(_MMEngineCheckpointHook):
             or (self.save_last and self.is_last_train_epoch(runner))
         ):
             return  # the epoch checkpoint is written right after this
-        runner.logger.info(f'Saving checkpoint at {runner.iter + 1} iterations ({self.interval_minutes} min passed)')
+        self.save_iteration_checkpoint(runner, f'{self.interval_minutes} min passed')
+
+    def save_iteration_checkpoint(self, runner, reason: str) -> None:
+        """Save ``iter_{runner.iter + 1}.pth`` now (mid-epoch too), called on every rank after a training iteration;
+        resuming from it continues with the next batch."""
+        runner.logger.info(f'Saving checkpoint at {runner.iter + 1} iterations ({reason})')
         tmpl, self.filename_tmpl = self.filename_tmpl, 'iter_{}.pth'
         by_epoch, self.by_epoch = self.by_epoch, False  # meta: epoch = epochs completed, iter = iter + 1
         try:

@@ -1,0 +1,122 @@
+"""Save a checkpoint and stop cleanly when the job is told to stop (SIGTERM: Slurm preemption, ``scancel``, k8s).
+
+Slurm sends SIGTERM to every task of a job it preempts or cancels (``scancel --signal=TERM``, or ``#SBATCH
+--signal=TERM@120`` some time before the time limit), then SIGKILL after ``KillWait`` seconds. The handler only
+sets a flag; after the current iteration every rank agrees on it (a 1-element all-reduce every ``check_every``
+iterations, so all ranks stop at the same iteration), the iteration checkpoint is written through mimlab's
+``CheckpointHook`` (atomic, with every rank's RNG state) and the process exits with status 0. ``--resume`` then
+continues with the next batch.
+"""
+
+import functools
+import os
+import signal
+import threading
+
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import Hook
+
+from mimlab.engine.hooks.checkpoint import CheckpointHook
+from mimlab.registry import HOOKS
+
+__all__ = ['PreemptionHook']
+
+
+def _filter_sigterm() -> None:
+    """Exit on SIGTERM from the parent process only; ignore it from anyone else.
+
+    The parent (the DataLoader, or multiprocessing at interpreter exit) stops its workers with SIGTERM, so that
+    must keep working. torch's own worker handler exits on the parent's SIGTERM and dies of anyone else's; we
+    keep the first half and drop the second. Python handlers do not see the sender, so SIGTERM is blocked in
+    this (single-threaded, just-forked) worker and a daemon thread takes it with ``sigwaitinfo``, which does.
+    """
+
+    def wait() -> None:
+        while True:
+            info = signal.sigwaitinfo({signal.SIGTERM})
+            if info.si_pid == os.getppid():
+                os._exit(0)  # what torch's worker handler does for its parent's SIGTERM
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started from here on inherit it
+    threading.Thread(target=wait, name='sigterm-from-parent-only', daemon=True).start()
+
+
+def _worker_init(signals, init_fn, worker_id):
+    """DataLoader worker start: the loader's own init (seeding), then survive the job's stop signals.
+
+    Slurm signals every process of a step, workers included, and a worker that dies of SIGTERM makes the main
+    process fail with "DataLoader worker is killed" before it can save. The workers keep serving batches until
+    the main process has saved and shuts them down.
+    """
+    if init_fn is not None:
+        init_fn(worker_id)
+    for sig in signals:
+        if sig == signal.SIGTERM:
+            _filter_sigterm()
+        else:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+@HOOKS.register_module()
+class PreemptionHook(Hook):
+    """Turn SIGTERM (and the other ``signals``) into "checkpoint at the next iteration boundary, then exit 0".
+
+    Args:
+        signals: Signal names to handle.
+        check_every: Iterations between the ranks' agreement checks (each is one scalar all-reduce and a host
+            read). 1 reacts fastest; a larger value suits GPU runs where a per-step sync costs throughput. Single
+            process runs read the flag every iteration for free.
+        exit_code: Status of the process after the checkpoint (0: a clean exit that Slurm does not count as a
+            failure; use e.g. 143 to have a wrapper script requeue the job).
+    """
+
+    priority = 'LOWEST'  # after the other hooks' after_train_iter (logging, the regular checkpoint)
+
+    def __init__(self, signals=('SIGTERM',), check_every: int = 1, exit_code: int = 0):
+        self.signals = [getattr(signal, name) for name in signals]
+        self.check_every = max(1, int(check_every))
+        self.exit_code = exit_code
+        self.requested = False
+        self._previous = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.requested = True
+
+    def before_train(self, runner) -> None:
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handler)
+        loader = runner.train_loop.dataloader  # built, its workers not started yet
+        wrapped = getattr(loader.worker_init_fn, 'func', None) is _worker_init
+        if getattr(loader, 'num_workers', 0) > 0 and not wrapped:
+            loader.worker_init_fn = functools.partial(_worker_init, tuple(self.signals), loader.worker_init_fn)
+
+    def after_train(self, runner) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+
+    def _agreed(self, runner) -> bool:
+        if get_world_size() == 1:
+            return self.requested
+        if (runner.iter + 1) % self.check_every:
+            return False
+        flag = torch.tensor([float(self.requested)])
+        all_reduce(flag, op='max')  # any rank told to stop stops them all, at this same iteration
+        return bool(flag.item())
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self._agreed(runner):
+            return
+        hooks = [h for h in runner.hooks if isinstance(h, CheckpointHook)]
+        if not hooks:
+            raise RuntimeError(
+                f'iteration {runner.iter + 1}: stop requested (SIGTERM) but the run has no mimlab CheckpointHook '
+                'to save with; the progress since the last checkpoint is lost'
+            )
+        hooks[0].save_iteration_checkpoint(runner, 'stop requested by a signal')
+        runner.logger.warning(
+            f'iteration {runner.iter + 1}: stopped on request (SIGTERM) after saving a checkpoint; continue with '
+            '--resume'
+        )
+        raise SystemExit(self.exit_code)
