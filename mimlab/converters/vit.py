@@ -81,6 +81,50 @@ def vit_from_timm(state: dict, head_type: str = 'LinearClsHead') -> dict:
     return out
 
 
+_MAE_DECODER = [  # (official MAE, mimlab MAE neck) outside the per-block names
+    ('mask_token', 'neck.mask_token'),
+    ('decoder_pos_embed', 'neck.decoder_pos_embed'),
+    ('decoder_embed.', 'neck.decoder_embed.'),
+    ('decoder_norm.', 'neck.ln1.'),
+    ('decoder_pred.', 'neck.decoder_pred.'),
+]
+
+
+def mae_from_official(state: dict) -> dict:
+    """Official MAE checkpoint (facebookresearch/mae, ``{'model': ...}`` or bare) -> mimlab keys.
+
+    The encoder (timm names) becomes ``backbone.*`` (+ ``head.fc.*`` of fine-tuned models, whose ``fc_norm`` becomes
+    ``backbone.ln2``); a checkpoint with the decoder (``mask_token``, ``decoder_*``, as the visualisation releases)
+    also gives the ``neck.*`` of mimlab's ``MAE``. The released pretraining files hold the encoder only.
+
+    Raises:
+        KeyError: naming every key that has no mimlab counterpart.
+    """
+    state = state.get('model', state)
+    encoder, out, unknown = {}, {}, []
+    for key, value in state.items():
+        if key.startswith('decoder_blocks.'):  # timm block names, as the encoder's
+            new = _rename(key[len('decoder_') :], _TOP, src=1)  # -> layers.{i}.<mimlab name>
+            (
+                unknown.append(key)
+                if new is None
+                else out.__setitem__('neck.decoder_' + new.replace('layers.', 'blocks.', 1), value)
+            )
+            continue
+        pair = next((p for p in _MAE_DECODER if key == p[0] or (p[0].endswith('.') and key.startswith(p[0]))), None)
+        if pair:
+            out[pair[1] + key[len(pair[0]) :]] = value
+        else:
+            encoder[key] = value
+    try:
+        out.update(vit_from_timm(encoder))
+    except KeyError as e:
+        unknown += [str(e)]
+    if unknown:
+        raise KeyError(f'no mimlab MAE counterpart for: {sorted(unknown)}')
+    return out
+
+
 def split_checkpoint(state: dict) -> tuple[dict, dict]:
     """Backbone and head entries of a full-algorithm or backbone-only state dict (with or without ``state_dict``)."""
     state = state.get('state_dict', state.get('model', state))
