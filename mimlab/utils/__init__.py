@@ -1,5 +1,5 @@
 from .atomic_io import atomic_write
-from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint_weights_only
+from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint, load_checkpoint_weights_only
 from .dist import init_dist
 from .setup_env import register_all_modules
 
@@ -7,6 +7,7 @@ __all__ = [
     'atomic_write',
     'register_all_modules',
     'allow_mmengine_checkpoint_types',
+    'load_checkpoint',
     'load_checkpoint_weights_only',
     'init_dist',
 ]

@@ -8,6 +8,8 @@ checkpoint written by mimlab's runner contains, and makes ``HistoryBuffer`` stop
 Everything else is still refused by torch's weights-only unpickler.
 """
 
+import logging
+
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
@@ -61,7 +63,29 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
         allow_mmengine_checkpoint_types()
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise RuntimeError(f'cannot load checkpoint {path!r} weights-only: {e}') from e
+        raise RuntimeError(
+            f'cannot load checkpoint {path!r} weights-only: {e}\n(if the file is yours or from a source you trust, '
+            'the converter tools load it with --trusted, the API with trusted=True)'
+        ) from e
+
+
+def load_checkpoint(path: str, map_location='cpu', trusted: bool = False) -> dict:
+    """Load ``path`` weights-only, or, with the explicit opt-in ``trusted=True``, with the full unpickler.
+
+    Foreign training checkpoints often pickle more than tensors (the official MAE fine-tuning files store their
+    ``argparse.Namespace``), which the weights-only loader refuses. ``trusted=True`` loads them anyway, which runs
+    whatever code the file's pickle names: use it only for files whose origin you trust. The converter tools expose it
+    as ``--trusted``.
+    """
+    if not trusted:
+        return load_checkpoint_weights_only(path, map_location)
+    from mmengine.logging import print_log
+
+    print_log(f'loading {path} with the full unpickler (trusted=True): it can run code', 'current', logging.WARNING)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise RuntimeError(f'cannot load checkpoint {path!r}: {e}') from e
 
 
 allow_mmengine_checkpoint_types()
