@@ -1,5 +1,7 @@
 from .base import BaseBackbone
+from .convnext import ConvNeXt
+from .resnet import ResNet
 from .swin import SwinTransformer
 from .vit import VisionTransformer
 
-__all__ = ['BaseBackbone', 'SwinTransformer', 'VisionTransformer']
+__all__ = ['BaseBackbone', 'ConvNeXt', 'ResNet', 'SwinTransformer', 'VisionTransformer']
