@@ -161,3 +161,22 @@ def test_unknown_keys_are_listed():
         convnext_to_timm({'norm3.weight': w, 'norm2.weight': w, 'mask_token': w})
     with pytest.raises(KeyError, match='norm_pre.weight'):
         convnext_from_timm({'stem.0.weight': w, 'norm_pre.weight': w})
+
+
+@pytest.mark.parametrize(
+    'build,family',
+    [(lambda: ResNet(depth=18), 'resnet'), (lambda: ConvNeXt(arch='test', out_indices=(3,)), 'convnext')],
+    ids=['resnet18', 'convnext-test'],
+)
+def test_family_detection_and_check_through_the_generic_converter(build, family):
+    """What ``mmcls2timm.py --check`` runs: the family from the keys, timm's model from the weights, equal features."""
+    from mimlab.converters.auto import check_against_timm, from_timm, to_timm
+
+    model = _perturb(build())
+    full = {'backbone.' + k: v for k, v in model.state_dict().items()}
+    found, timm_state, backbone = to_timm({'state_dict': full})
+    assert found == family
+    assert check_against_timm(family, backbone, timm_state) < 1e-4
+    found, back = from_timm({'model': timm_state})
+    assert found == family and back.keys() == full.keys()
+    assert all(torch.equal(back[k], full[k]) for k in full)

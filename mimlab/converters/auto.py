@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .convnext import convnext_from_timm, convnext_to_timm, timm_convnext_model
+from .resnet import resnet_from_timm, resnet_to_timm, timm_resnet_model
 from .swin import swin_from_official, swin_from_timm, swin_to_timm, timm_swin_kwargs
 from .vit import mae_from_official, split_checkpoint, timm_vit_kwargs, vit_from_timm, vit_to_timm
 
@@ -76,6 +78,54 @@ def _swin_compare(backbone: dict, timm_state: dict) -> float:
         return (ours(x)[-1].permute(0, 2, 3, 1) - ref.forward_features(x)).abs().max().item()
 
 
+def _resnet_compare(backbone: dict, timm_state: dict) -> float:
+    from mimlab.models.backbones.resnet import ResNet
+
+    ref = timm_resnet_model(timm_state).eval()
+    ref.load_state_dict(timm_state, strict=True)
+    blocks = tuple(1 + max(int(k.split('.')[1]) for k in backbone if k.startswith(f'layer{s}.')) for s in range(1, 5))
+    bottleneck = 'layer1.0.conv3.weight' in backbone
+    depth = next(
+        (
+            d
+            for d, (block, n) in ResNet.arch_settings.items()
+            if tuple(n) == blocks and (block.expansion == 4) == bottleneck
+        ),
+        None,
+    )
+    if depth is None:
+        raise KeyError(f'no ResNet depth has {blocks} {"bottleneck" if bottleneck else "basic"} blocks per stage')
+    ours = ResNet(depth=depth, out_indices=(3,), stem_channels=64, base_channels=64).eval()
+    ours.load_state_dict(backbone, strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        return (ours(x)[-1] - ref.forward_features(x)).abs().max().item()
+
+
+def _convnext_compare(backbone: dict, timm_state: dict) -> float:
+    from mimlab.models.backbones.convnext import ConvNeXt
+
+    ref = timm_convnext_model(timm_state).eval()
+    ref.load_state_dict(timm_state, strict=True)
+    stages = 1 + max(int(k.split('.')[1]) for k in backbone if k.startswith('stages.'))
+    depths = [1 + max(int(k.split('.')[2]) for k in backbone if k.startswith(f'stages.{s}.')) for s in range(stages)]
+    channels = [backbone[f'stages.{s}.0.depthwise_conv.weight'].shape[0] for s in range(stages)]
+    ours = ConvNeXt(
+        arch=dict(depths=depths, channels=channels),
+        stem_patch_size=backbone['downsample_layers.0.0.weight'].shape[-1],
+        layer_scale_init_value=1e-6 if 'stages.0.0.gamma' in backbone else 0.0,
+        use_grn='stages.0.0.grn.gamma' in backbone,
+        linear_pw_conv=backbone['stages.0.0.pointwise_conv1.weight'].ndim == 2,
+        out_indices=(stages - 1,),
+        gap_before_final_norm=True,
+    ).eval()
+    ours.load_state_dict(backbone, strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        theirs = ref.forward_head(ref.forward_features(x), pre_logits=True)
+        return (ours(x)[-1] - theirs).abs().max().item()
+
+
 FAMILIES: dict[str, Family] = {
     'vit': Family(
         'vit',
@@ -96,6 +146,22 @@ FAMILIES: dict[str, Family] = {
         to_timm=swin_to_timm,
         from_timm=swin_from_timm,
         compare=_swin_compare,
+    ),
+    'resnet': Family(
+        'resnet',
+        detect=lambda k: 'conv1.weight' in k and 'layer1.0.conv1.weight' in k,
+        detect_timm=lambda k: 'conv1.weight' in k and 'layer1.0.conv1.weight' in k,
+        to_timm=resnet_to_timm,
+        from_timm=resnet_from_timm,
+        compare=_resnet_compare,
+    ),
+    'convnext': Family(
+        'convnext',
+        detect=lambda k: 'downsample_layers.0.0.weight' in k,
+        detect_timm=lambda k: 'stem.0.weight' in k and 'stages.0.blocks.0.conv_dw.weight' in k,
+        to_timm=convnext_to_timm,
+        from_timm=convnext_from_timm,
+        compare=_convnext_compare,
     ),
 }
 
