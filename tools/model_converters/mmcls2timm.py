@@ -1,11 +1,11 @@
 """Convert a mimlab / mmpretrain / mmselfsup checkpoint to timm's layout: SRC DST [--check].
 
-Handles ViT (LayerScale, the average-pool + fc_norm variant, classification heads), Swin, ResNet and ConvNeXt, every family
-in ``mimlab.converters.auto.FAMILIES``; the family is read from the keys. Reads a full-algorithm (``backbone.*``) or
-backbone-only state dict, with or without the ``state_dict`` wrapper, leaves necks, decoders and pretraining-only
-parameters (``mask_token``) behind, and writes ``{'model': state_dict}`` as timm, ViTDet and the official MAE code
-expect. ``--check`` builds the matching timm model from the weights, loads the result with ``strict=True`` and
-compares its features with mimlab's model on a random input.
+Handles ViT (LayerScale, the average-pool + fc_norm variant, classification heads), Swin, ResNet and ConvNeXt (the
+families of ``mimlab.converters.auto.FAMILIES``), telling the family from the keys. Reads a full-algorithm
+(``backbone.*``) or backbone-only state dict, with or without the ``state_dict`` wrapper, leaves necks, decoders and
+pretraining-only parameters (``mask_token``) behind, and writes ``{'model': state_dict}`` as timm, ViTDet and the
+official MAE code expect. ``--check`` builds the matching timm model from the weights, loads the result with
+``strict=True`` and compares its features with mimlab's model on a random input.
 """
 
 import argparse
