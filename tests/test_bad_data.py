@@ -138,7 +138,9 @@ def test_training_run_stops_or_skips_and_logs_the_count(tree, tmp_path):
     counts = [json.loads(line)['skipped_images'] for line in scalars if 'skipped_images' in line]
     # the deleted file is not listed by the run's folder scan: 3 unreadable of 15, two passes
     assert counts and counts[-1] == 6
-    assert 'unreadable images skipped in this epoch' in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert 'epoch 1: 3 unreadable images skipped in this epoch, 3 in this run' in out, out[-3000:]
+    assert 'epoch 2: 3 unreadable images skipped in this epoch, 6 in this run' in out
 
 
 def test_verify_dataset_lists_every_bad_file(tree, tmp_path):

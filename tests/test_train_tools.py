@@ -455,7 +455,10 @@ def slurm(tmp_path, script, *argv, dry=True, **env):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / 'srun').write_text(_FAKE_SRUN.format(python=sys.executable))
-    (bin_dir / 'srun').chmod(0o755)
+    # what `sinfo -h -p P -o %G` prints: the partition's GRES (FAKE_SINFO_GRES), or nothing, as for an unknown one
+    (bin_dir / 'sinfo').write_text('#!/bin/sh\n[ -n "$FAKE_SINFO_GRES" ] && echo "$FAKE_SINFO_GRES"\nexit 0\n')
+    for tool in ('srun', 'sinfo'):
+        (bin_dir / tool).chmod(0o755)
     log = tmp_path / 'srun.json'
     env = dict(
         os.environ,
@@ -497,6 +500,17 @@ def test_slurm_launcher_command_lines(tmp_path):
     srun, _ = slurm(tmp_path, 'slurm_test.sh', 'gpu', 'ev', config, 'c.pth', '--out', 'p.pkl', GPUS='1')
     assert '--ntasks=1' in srun['opts'] and '--gres=gpu:8' in srun['opts']
     assert srun['cmd'][2:] == [str(ROOT / 'tools/test.py'), config, 'c.pth', '--launcher=slurm', '--out', 'p.pkl']
+
+
+def test_slurm_launchers_ask_for_gpus_only_where_the_partition_has_them(tmp_path):
+    config = str(ROOT / DEMO)
+    for script, argv in (('slurm_train.sh', ()), ('slurm_test.sh', ('c.pth',))):
+        srun, proc = slurm(tmp_path, script, 'cpu', 'mae', config, *argv, GPUS='2', FAKE_SINFO_GRES='(null)')
+        assert not any(o.startswith('--gres') for o in srun['opts']), srun['opts']
+        assert '--ntasks-per-node=8' in srun['opts']  # GPUS_PER_NODE still caps the tasks per node
+        assert 'partition cpu has no gpu GRES' in proc.stderr
+        srun, _ = slurm(tmp_path, script, 'gpu', 'mae', config, *argv, GPUS='2', FAKE_SINFO_GRES='gpu:a100:8(S:0-1)')
+        assert '--gres=gpu:8' in srun['opts']
 
 
 def test_slurm_train_two_cpu_tasks(tmp_path):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Evaluation on Slurm: PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py args]
-# env: GPUS (8), GPUS_PER_NODE (8; 0 = CPU-only nodes), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (python)
+# env: GPUS (8, the number of tasks), GPUS_PER_NODE (8; tasks per node), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (python)
+# --gres=gpu:GPUS_PER_NODE is requested when GPUS_PER_NODE > 0, except on a partition that sinfo shows without a
+# gpu GRES: there (and with GPUS_PER_NODE=0) srun gets no --gres. Tasks that see no GPU train on CPU with gloo.
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -12,13 +14,21 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 GRES=""
-NTASKS_PER_NODE=$GPUS
 if [ "$GPUS_PER_NODE" -gt 0 ]; then
-    GRES="--gres=gpu:$GPUS_PER_NODE"
     NTASKS_PER_NODE=$GPUS_PER_NODE
+    GRES="--gres=gpu:$GPUS_PER_NODE"
+    # srun rejects --gres where the nodes have no gpu GRES (sinfo's %G is "(null)"), so leave it out there.
+    # Without an answer from sinfo (not on PATH, unknown partition) --gres stays.
+    PARTITION_GRES=$(sinfo -h -p "$PARTITION" -o '%G' 2>/dev/null || true)
+    if [ -n "$PARTITION_GRES" ] && ! grep -q gpu <<<"$PARTITION_GRES"; then
+        GRES=""
+        echo "partition $PARTITION has no gpu GRES (sinfo: $PARTITION_GRES): srun without --gres" >&2
+    fi
+else
+    NTASKS_PER_NODE=$GPUS
 fi
 
-PYTHONPATH="$ROOT":$PYTHONPATH \
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
     $GRES \

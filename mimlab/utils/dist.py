@@ -16,7 +16,7 @@ def _first_host(node_list: str) -> str:
     """The first host of a Slurm node list (``node[01-04]`` -> ``node01``), the rendezvous address of the job."""
     try:
         hosts = subprocess.run(
-            ['scontrol', 'show', 'hostname', node_list], capture_output=True, text=True, check=False
+            ['scontrol', 'show', 'hostnames', node_list], capture_output=True, text=True, check=False
         ).stdout.split()
     except OSError:  # no scontrol on this host's PATH
         hosts = []

@@ -14,7 +14,7 @@ import signal
 import threading
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce, barrier, get_world_size
 from mmengine.hooks import Hook
 
 from mimlab.engine.hooks.checkpoint import CheckpointHook
@@ -115,6 +115,9 @@ class PreemptionHook(Hook):
                 'to save with; the progress since the last checkpoint is lost'
             )
         hooks[0].save_iteration_checkpoint(runner, 'stop requested by a signal')
+        # rank 0 writes the file alone; a rank that exited now, with a non-zero exit_code, would have srun
+        # (--kill-on-bad-exit) or torchrun stop rank 0 in the middle of the write
+        barrier()
         runner.logger.warning(
             f'iteration {runner.iter + 1}: stopped on request (SIGTERM) after saving a checkpoint; continue with '
             '--resume'

@@ -33,9 +33,10 @@ class SkippedImagesHook(Hook):
             runner.message_hub.update_scalar('train/skipped_images', count)
 
     def after_train_epoch(self, runner) -> None:
+        # the loop counts the epoch as done only after these hooks: runner.epoch is still 0 in the first one
         count = _skipped(runner.train_dataloader)
         if count:
             runner.logger.warning(
-                f'epoch {runner.epoch}: {count - self._at_epoch_start} unreadable images skipped in this epoch, '
+                f'epoch {runner.epoch + 1}: {count - self._at_epoch_start} unreadable images skipped in this epoch, '
                 f'{count} in this run (skip_bad_images=True; list them with tools/misc/verify_dataset.py)'
             )
