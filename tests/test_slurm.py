@@ -166,3 +166,47 @@ def test_scancel_sigterm_saves_exits_zero_and_resume_finishes(partition, tmp_pat
     iters = [it for it, _ in _losses(work_dir)]
     # the first run's iterations, then N+1..end from the resumed one: each trained exactly once
     assert iters == list(range(1, total + 1)), iters
+
+
+def test_linear_probe_through_mim_slurm_train_sh(partition, tmp_path):
+    """The evaluation launcher on Slurm: 2 tasks load a pretrained MAE checkpoint's backbone and train the probe."""
+    from mmengine.config import Config
+
+    from mimlab.registry import MODELS
+
+    mae = MODELS.build(Config.fromfile(str(ROOT / DEMO)).model)
+    mae.init_weights()
+    pretrained = tmp_path / 'mae.pth'
+    torch.save({'meta': {}, 'state_dict': mae.state_dict()}, pretrained)
+    work_dir = tmp_path / 'probe'
+    job_name = f'mimlab-test-probe-{os.getpid()}'
+    env = dict(os.environ, GPUS=str(RANKS), GPUS_PER_NODE=str(RANKS), CPUS_PER_TASK='1', PYTHON=sys.executable)
+    env.update(OMP_NUM_THREADS='1', JOB_NAME=job_name)
+    env.pop('MASTER_PORT', None)
+    proc = subprocess.Popen(
+        [
+            'bash',
+            'tools/benchmarks/classification/mim_slurm_train.sh',
+            partition,
+            'configs/demo/vit-test-p4_linear-1xb128-coslr-20e_builtin-32px.py',
+            str(pretrained),
+            '--work-dir',
+            str(work_dir),
+            '--cfg-options',
+            'train_cfg.max_epochs=3',  # the recipe warms up for 2 epochs
+            'train_cfg.val_interval=3',
+            'train_dataloader.dataset.num_samples=256',
+            'val_dataloader.dataset.num_samples=64',
+            'train_dataloader.num_workers=1',
+            'val_dataloader.num_workers=1',
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = _finish(proc, job_name, 240)
+    assert 'Distributed training: True' in out and f'GPU number: {RANKS}' in out
+    assert f'load backbone. in model from: {pretrained}' in out  # mmengine's Pretrained init, on the tasks
+    assert 'accuracy/top1' in out and (work_dir / 'epoch_3.pth').is_file()
