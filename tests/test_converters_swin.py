@@ -183,17 +183,22 @@ def test_to_timm_rejects_a_file_that_is_no_known_backbone():
 
 def test_import_tool_official_mae_finetuned_needs_trusted_and_loads_into_the_finetune_config(tmp_path, repo_root):
     """The official MAE fine-tuning files pickle their argparse args: refused by default, imported with --trusted,
-    and the result loads strictly into mimlab's ViT-B fine-tuning recipe (avg pool + fc_norm, no final norm)."""
+    and the result loads strictly into a mimlab fine-tuning recipe (avg pool + fc_norm, no final norm; the demo's
+    small ViT here, the ViT-B recipe has the same layout)."""
     import argparse
 
-    ref = timm.create_model('vit_base_patch16_224', pretrained=False, global_pool='avg', fc_norm=True)
+    from timm.models.vision_transformer import VisionTransformer as TimmViT
+
+    ref = TimmViT(
+        img_size=32, patch_size=4, embed_dim=96, depth=4, num_heads=3, global_pool='avg', fc_norm=True, num_classes=10
+    )
     src, dst = tmp_path / 'checkpoint-99.pth', tmp_path / 'mimlab.pth'
     torch.save({'model': ref.state_dict(), 'epoch': 99, 'args': argparse.Namespace(lr=1e-3)}, src)
     cmd = [sys.executable, 'tools/model_converters/import_weights.py', str(src), str(dst)]
     refused = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert refused.returncode != 0 and 'weights-only' in refused.stderr and '--trusted' in refused.stderr
     assert not dst.exists()
-    config = 'configs/mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+    config = 'configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py'
     ok = subprocess.run(cmd + ['--trusted', '--check', config], cwd=repo_root, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert '\ntimm: wrote' in ok.stdout  # no decoder keys: read as the plain timm layout
