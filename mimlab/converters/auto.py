@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mimlab.utils.checkpoint import state_dict_of
+
 from .convnext import convnext_from_timm, convnext_to_timm, timm_convnext_model
 from .resnet import resnet_from_timm, resnet_to_timm, timm_resnet_model
 from .swin import swin_from_official, swin_from_timm, swin_to_timm, timm_swin_kwargs
@@ -197,7 +199,7 @@ def to_timm(state: dict) -> tuple[str, dict, dict]:
 
 def from_timm(state: dict, family: str | None = None) -> tuple[str, dict]:
     """(family, mimlab state dict with ``backbone.`` / ``head.fc.`` prefixes) of a timm state dict."""
-    state = state.get('model', state.get('state_dict', state))
+    state = state_dict_of(state)
     family = family or detect_family(state, timm=True)
     return family, FAMILIES[family].from_timm(state)
 
@@ -209,7 +211,7 @@ def check_against_timm(family: str, backbone: dict, timm_state: dict) -> float:
 
 def detect_source(state: dict) -> str:
     """Which published layout a foreign checkpoint has: 'official-simmim', 'official-swin', 'official-mae' or 'timm'."""
-    state = state.get('model', state.get('state_dict', state))
+    state = state_dict_of(state)
     keys = set(state)
     if any(k.startswith('encoder.layers.') for k in keys) and 'decoder.0.weight' in keys:
         return 'official-simmim'
@@ -228,7 +230,7 @@ def import_checkpoint(state: dict, source: str = 'auto') -> tuple[str, dict]:
         source: 'auto' (from the keys), 'timm', 'official-mae', 'official-swin' or 'official-simmim'.
     """
     source = detect_source(state) if source == 'auto' else source
-    inner = state.get('model', state.get('state_dict', state))
+    inner = state_dict_of(state)
     if source == 'official-mae':
         return source, mae_from_official(inner)
     if source in ('official-swin', 'official-simmim'):

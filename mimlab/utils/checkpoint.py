@@ -88,6 +88,16 @@ def load_checkpoint(path: str, map_location='cpu', trusted: bool = False) -> dic
         raise RuntimeError(f'cannot load checkpoint {path!r}: {e}') from e
 
 
+def add_trusted_argument(parser) -> None:
+    """The ``--trusted`` opt-in of the tools that read foreign checkpoints (see :func:`load_checkpoint`)."""
+    parser.add_argument(
+        '--trusted',
+        action='store_true',
+        help='load SRC with the full unpickler (runs code named in the file): only for files you trust, e.g. '
+        "training checkpoints that pickle their argparse args; the default is torch's weights-only loader",
+    )
+
+
 allow_mmengine_checkpoint_types()
 
 

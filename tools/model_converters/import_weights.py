@@ -12,7 +12,7 @@ import argparse
 import torch
 
 from mimlab.converters.auto import import_checkpoint
-from mimlab.utils import load_checkpoint
+from mimlab.utils.checkpoint import add_trusted_argument, load_checkpoint
 
 
 def main():
@@ -23,12 +23,7 @@ def main():
         '--source', default='auto', choices=['auto', 'timm', 'official-mae', 'official-swin', 'official-simmim']
     )
     parser.add_argument('--check', metavar='CONFIG', help='build this config and load the result strictly')
-    parser.add_argument(
-        '--trusted',
-        action='store_true',
-        help='load SRC with the full unpickler (runs code named in the file): only for files you trust, e.g. '
-        "training checkpoints that pickle their argparse args; the default is torch's weights-only loader",
-    )
+    add_trusted_argument(parser)
     args = parser.parse_args()
     source, state = import_checkpoint(load_checkpoint(args.src, trusted=args.trusted), args.source)
     torch.save({'meta': {'imported_from': args.src, 'source': source}, 'state_dict': state}, args.dst)

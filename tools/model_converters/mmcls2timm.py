@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from mimlab.converters.auto import check_against_timm, to_timm
-from mimlab.utils import load_checkpoint
+from mimlab.utils.checkpoint import add_trusted_argument, load_checkpoint
 
 
 def main():
@@ -21,12 +21,7 @@ def main():
     parser.add_argument('src')
     parser.add_argument('dst')
     parser.add_argument('--check', action='store_true', help='load into timm strictly and compare features')
-    parser.add_argument(
-        '--trusted',
-        action='store_true',
-        help='load SRC with the full unpickler (runs code named in the file): only for files you trust, e.g. '
-        "training checkpoints that pickle their argparse args; the default is torch's weights-only loader",
-    )
+    add_trusted_argument(parser)
     args = parser.parse_args()
     family, timm_state, backbone = to_timm(load_checkpoint(args.src, trusted=args.trusted))
     torch.save({'model': timm_state}, args.dst)
