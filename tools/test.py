@@ -29,10 +29,12 @@ def main():
     import mmengine
 
     from mimlab.engine.launch import build_runner, check_test_checkpoint, merge_test_args
+    from mimlab.utils import finish_dist
 
     cfg = merge_test_args(Config.fromfile(args.config), args)
     check_test_checkpoint(cfg, args.checkpoint)
     metrics = build_runner(cfg).test()
+    finish_dist()
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
 

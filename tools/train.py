@@ -32,9 +32,16 @@ def parse_args(argv=None):
 def main():
     args = parse_args()
     from mimlab.engine.launch import build_runner, merge_train_args
+    from mimlab.utils import finish_dist
 
     cfg = merge_train_args(Config.fromfile(args.config), args)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    except SystemExit:  # PreemptionHook: every rank saved and met at a barrier; leave cleanly
+        finish_dist(wait=False)
+        raise
+    finish_dist()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 from .atomic_io import atomic_write
 from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint, load_checkpoint_weights_only
-from .dist import init_dist
+from .dist import finish_dist, init_dist
 from .setup_env import register_all_modules
 
 __all__ = [
@@ -9,5 +9,6 @@ __all__ = [
     'allow_mmengine_checkpoint_types',
     'load_checkpoint',
     'load_checkpoint_weights_only',
+    'finish_dist',
     'init_dist',
 ]

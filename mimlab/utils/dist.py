@@ -77,3 +77,21 @@ def init_dist(launcher: str, backend: str | None = None, port: int | None = None
     if cuda:
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
     dist.init_process_group(backend=backend, **kwargs)
+
+
+def finish_dist(wait: bool = True) -> None:
+    """Tear the default process group down before the interpreter exits; a no-op when none is initialised.
+
+    A process that exits with a live gloo group can die of SIGABRT ("terminate called without an active
+    exception") while the interpreter finalises: gloo's worker threads still hold work objects whose tensors need
+    the GIL. Seen on CI with the rank that finished first while rank 0 was still writing the last checkpoint.
+
+    Args:
+        wait: Wait at a barrier first, so that no rank leaves while another still talks to it (``True`` after a
+            normal finish; ``False`` on an error path, where a peer may be gone and a barrier could hang).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()  # shuts every group's backend down, joining gloo's threads
