@@ -14,6 +14,7 @@ from mimlab.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, TRANSFORMS
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
 IMG = 32
+MIXMIM_TINY = dict(embed_dims=16, depths=[1, 1, 1], num_heads=[1, 2, 4])
 
 # Overrides that keep the structure of a recipe but make it tiny: by backbone type, then by algorithm type.
 TINY_BACKBONE = {
@@ -22,21 +23,33 @@ TINY_BACKBONE = {
     'SimMIMViT': dict(arch='test', img_size=IMG, patch_size=8),
     'SimMIMSwinTransformer': dict(arch='test', img_size=IMG, window_size=2, pad_small_map=True),
     'SwinTransformer': dict(arch='test', img_size=IMG, window_size=2, pad_small_map=True, init_cfg=None),
+    # A2MIM: masks at stride 16 (ResNet l3, ViT p16) or 32 (ConvNeXt l3): 2x2 / 1x1 grids at 32 px
+    'MIMResNet': dict(depth='test', zero_init_residual=False),  # zero-init residual BNs would stop the gradient
+    'MIMConvNeXt': dict(arch='test'),
+    'A2MIMViT': dict(arch='test', img_size=IMG, patch_size=16),
+    # three stages: a 2x2 output grid of 16-px cells at 32 px, so that mixing takes tokens from both images
+    'MixMIMPretrainTransformer': dict(arch=MIXMIM_TINY, img_size=IMG, window_size=[4, 4, 2]),
+    'MixMIMTransformer': dict(arch=MIXMIM_TINY, img_size=IMG, window_size=[4, 4, 2], init_cfg=None),
 }
 TINY = {
     'MAE': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
     'PixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
     'SimMIM': dict(),
+    'A2MIM': dict(),
     'ImageClassifier': dict(neck=dict(input_features=32), head=dict(in_channels=32)),
     'ImageClassifier/no-neck': dict(head=dict(in_channels=32)),
     'ImageClassifier/SwinTransformer': dict(head=dict(in_channels=128)),
+    'ImageClassifier/MixMIMTransformer': dict(head=dict(in_channels=64)),
+    'MixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
 }
 
 
 def _tiny_model_cfg(cfg: Config) -> dict:
     model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     variant = model['backbone']['type'] if model.get('neck') is not None else 'no-neck'
-    overrides = TINY.get(f'{model["type"]}/{variant}', TINY.get(model['type']))
+    overrides = TINY.get(
+        f'{model["type"]}/{model["backbone"]["type"]}', TINY.get(f'{model["type"]}/{variant}', TINY.get(model['type']))
+    )
     assert overrides is not None, f'add tiny overrides for algorithm {model["type"]} to tests/test_configs.py'
     backbone = TINY_BACKBONE.get(model['backbone']['type'])
     assert backbone is not None, f'add tiny overrides for backbone {model["backbone"]["type"]}'
@@ -53,13 +66,15 @@ def _tiny_model_cfg(cfg: Config) -> dict:
     return model
 
 
-def _tiny_pipeline(pipeline: list) -> list:
+def _tiny_pipeline(pipeline: list, keep_model_patch: bool = False) -> list:
     out = []
     for t in pipeline:
         t = dict(t)
         if 'scale' in t and t['type'].endswith('Crop'):
             t['scale'] = IMG
-        if t['type'] == 'SimMIMMaskGenerator':  # the tiny models' patch grids: 4 px (Swin) or 8 px (ViT)
+        if t['type'] == 'SimMIMMaskGenerator' and keep_model_patch:  # A2MIM: the stride of the mask site (16 / 32)
+            t.update(input_size=IMG, mask_patch_size=max(16, t['model_patch_size']))
+        elif t['type'] == 'SimMIMMaskGenerator':  # the tiny models' patch grids: 4 px (Swin) or 8 px (ViT)
             t.update(input_size=IMG, mask_patch_size=16, model_patch_size=min(t['model_patch_size'], 8))
         out.append(t)
     return out
@@ -95,7 +110,8 @@ def test_config_builds_and_steps(config, image_files):
     random.seed(0)
     np.random.seed(0)
     # the recipe's own pipeline on real image files (LoadImageFromFile when the recipe decodes files)
-    pipeline = [TRANSFORMS.build(t) for t in _tiny_pipeline(cfg.train_dataloader.dataset.pipeline)]
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline = [TRANSFORMS.build(t) for t in _tiny_pipeline(pipeline, keep_model_patch=cfg.model.type == 'A2MIM')]
     samples = []
     for i, path in enumerate(image_files):
         results = dict(img_path=str(path), sample_idx=i, gt_label=0)

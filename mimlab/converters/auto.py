@@ -13,13 +13,15 @@ import torch
 
 from mimlab.utils.checkpoint import state_dict_of
 
+from .a2mim import a2mim_from_openmixup
 from .convnext import convnext_from_timm, convnext_to_timm, timm_convnext_model
+from .mixmim import compare_round_trip, mixmim_from_official, mixmim_to_official
 from .resnet import resnet_from_timm, resnet_to_timm, timm_resnet_model
 from .swin import swin_from_official, swin_from_timm, swin_to_timm, timm_swin_kwargs
 from .vit import mae_from_official, split_checkpoint, timm_vit_kwargs, vit_from_timm, vit_to_timm
 
 # parameters that only pretraining uses; a backbone carried to timm leaves them behind
-PRETRAIN_ONLY = ('mask_token',)
+PRETRAIN_ONLY = ('mask_token', 'mask_gamma')
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,26 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def _mixmim_to_official(backbone: dict, head: dict | None = None) -> dict:
+    return mixmim_to_official({**{'backbone.' + k: v for k, v in backbone.items()}, **(head or {})})
+
+
+# timm has no MixMIM model: its "timm" layout is the official code's (built from timm blocks), and the check is a
+# lossless round trip through that layout
+FAMILIES['mixmim'] = Family(
+    'mixmim',
+    detect=lambda k: 'absolute_pos_embed' in k and any(re.match(r'layers\.\d+\.blocks\.\d+\.ln1\.', x) for x in k),
+    detect_timm=lambda k: (
+        'absolute_pos_embed' in k
+        and any(re.match(r'layers\.\d+\.blocks\.\d+\.mlp\.fc1\.', x) for x in k)
+        and not any(x.endswith('attn_mask') for x in k)
+    ),
+    to_timm=_mixmim_to_official,
+    from_timm=mixmim_from_official,
+    compare=compare_round_trip,
+)
+
+
 def detect_family(keys, timm: bool = False) -> str:
     """Backbone family ('vit', 'swin', ...) of a mimlab (or, with ``timm=True``, timm) state dict's keys.
 
@@ -210,11 +232,16 @@ def check_against_timm(family: str, backbone: dict, timm_state: dict) -> float:
 
 
 def detect_source(state: dict) -> str:
-    """Which published layout a foreign checkpoint has: 'official-simmim', 'official-swin', 'official-mae' or 'timm'."""
+    """Which published layout a foreign checkpoint has: 'official-simmim', 'official-swin', 'official-mae',
+    'official-mixmim', 'openmixup-a2mim' or 'timm'."""
     state = state_dict_of(state)
     keys = set(state)
+    if 'neck.decoder_pred.0.weight' in keys:  # openmixup's NonLinearMIMNeck
+        return 'openmixup-a2mim'
     if any(k.startswith('encoder.layers.') for k in keys) and 'decoder.0.weight' in keys:
         return 'official-simmim'
+    if FAMILIES['mixmim'].detect_timm(keys):  # Swin-like, with a fixed absolute position table and no shifts
+        return 'official-mixmim'
     if 'layers.0.downsample.reduction.weight' in keys:  # merging at the end of a stage: the original Swin code
         return 'official-swin'
     if 'decoder_embed.weight' in keys or 'decoder_pred.weight' in keys:
@@ -227,7 +254,8 @@ def import_checkpoint(state: dict, source: str = 'auto') -> tuple[str, dict]:
 
     Args:
         state: The loaded file (``{'model': ...}``, ``{'state_dict': ...}`` or bare).
-        source: 'auto' (from the keys), 'timm', 'official-mae', 'official-swin' or 'official-simmim'.
+        source: 'auto' (from the keys), 'timm', 'official-mae', 'official-swin', 'official-simmim',
+            'official-mixmim' or 'openmixup-a2mim'.
     """
     source = detect_source(state) if source == 'auto' else source
     inner = state_dict_of(state)
@@ -235,8 +263,13 @@ def import_checkpoint(state: dict, source: str = 'auto') -> tuple[str, dict]:
         return source, mae_from_official(inner)
     if source in ('official-swin', 'official-simmim'):
         return source, swin_from_official(inner)
+    if source == 'official-mixmim':
+        return source, mixmim_from_official(inner)
     if source == 'timm':
         return source, from_timm(inner)[1]
+    if source == 'openmixup-a2mim':
+        return source, a2mim_from_openmixup(inner)
     raise ValueError(
-        f"unknown source {source!r}: use 'auto', 'timm', 'official-mae', 'official-swin', 'official-simmim'"
+        f"unknown source {source!r}: use 'auto', 'timm', 'official-mae', 'official-swin', 'official-simmim', "
+        "'official-mixmim', 'openmixup-a2mim'"
     )

@@ -1,8 +1,10 @@
-"""Import official MAE / Swin / SimMIM or timm weights into mimlab's layout: SRC DST [--source S] [--check CONFIG].
+"""Import official MAE / Swin / SimMIM / MixMIM, openmixup A2MIM or timm weights into mimlab's layout:
+SRC DST [--source S] [--check CONFIG].
 
 The source layout is read from the keys unless ``--source`` names it ('timm', 'official-mae', 'official-swin',
-'official-simmim'). Writes ``{'meta': ..., 'state_dict': ...}`` with ``backbone.`` / ``neck.`` / ``head.fc.`` keys,
-loadable with ``load_from``, ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` or
+'official-simmim', 'official-mixmim', 'openmixup-a2mim'). Writes ``{'meta': ..., 'state_dict': ...}`` with
+``backbone.`` / ``neck.`` / ``head.fc.`` keys, loadable with ``load_from``,
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` or
 ``mimlab.apis.get_model(name, pretrained=DST)``. ``--check CONFIG`` builds the config's model and loads the result
 strictly (every key present, every shape right), listing what does not fit.
 """
@@ -20,7 +22,17 @@ def main():
     parser.add_argument('src')
     parser.add_argument('dst')
     parser.add_argument(
-        '--source', default='auto', choices=['auto', 'timm', 'official-mae', 'official-swin', 'official-simmim']
+        '--source',
+        default='auto',
+        choices=[
+            'auto',
+            'timm',
+            'official-mae',
+            'official-swin',
+            'official-simmim',
+            'official-mixmim',
+            'openmixup-a2mim',
+        ],
     )
     parser.add_argument('--check', metavar='CONFIG', help='build this config and load the result strictly')
     add_trusted_argument(parser)

@@ -1,11 +1,13 @@
 """Convert a mimlab / mmpretrain / mmselfsup checkpoint to timm's layout: SRC DST [--check].
 
-Handles ViT (LayerScale, the average-pool + fc_norm variant, classification heads), Swin, ResNet and ConvNeXt (the
-families of ``mimlab.converters.auto.FAMILIES``), telling the family from the keys. Reads a full-algorithm
+Handles ViT (LayerScale, the average-pool + fc_norm variant, classification heads), Swin, ResNet, ConvNeXt and
+MixMIM (the families of ``mimlab.converters.auto.FAMILIES``), telling the family from the keys. Reads a full-algorithm
 (``backbone.*``) or backbone-only state dict, with or without the ``state_dict`` wrapper, leaves necks, decoders and
 pretraining-only parameters (``mask_token``) behind, and writes ``{'model': state_dict}`` as timm, ViTDet and the
 official MAE code expect. ``--check`` builds the matching timm model from the weights, loads the result with
-``strict=True`` and compares its features with mimlab's model on a random input.
+``strict=True`` and compares its features with mimlab's model on a random input. timm has no MixMIM model: a MixMIM
+encoder is written in the official MixMIM layout (timm building blocks, ``models_mixmim_ft.py``), and ``--check``
+verifies that the export converts back to the same features.
 """
 
 import argparse
