@@ -48,12 +48,14 @@ def _top1(info) -> float:
 def test_metafiles_parse_and_every_config_loads():
     index = yaml.safe_load((ROOT / 'model-index.yml').read_text())
     assert sorted(index['Import']) == [
+        'configs/a2mim/metafile.yml',
         'configs/mae/metafile.yml',
+        'configs/mixmim/metafile.yml',
         'configs/pixmim/metafile.yml',
         'configs/simmim/metafile.yml',
     ]
     raw_names = [m['Name'] for f in index['Import'] for m in yaml.safe_load((ROOT / f).read_text())['Models']]
-    assert len(raw_names) == len(set(raw_names)) == len(HUB.models) == 35
+    assert len(raw_names) == len(set(raw_names)) == len(HUB.models) == 51
     loaded = {}
     for name, info in HUB.models.items():
         assert Path(info.config).is_file(), f'{name}: {info.config}'
@@ -64,7 +66,9 @@ def test_metafiles_parse_and_every_config_loads():
         for down in info.downstream:
             assert down in HUB.models, f'{name} -> {down}'
         if info.weights is not None:
-            assert re.fullmatch(r'https://download\.openmmlab\.com/mmselfsup/1\.x/\S+-[0-9a-f]{8}\.pth', info.weights)
+            openmmlab = r'https://download\.openmmlab\.com/(mmselfsup/1\.x|mmclassification/v0)/\S+-[0-9a-f]{8}\.pth'
+            github = r'https://github\.com/Westlake-AI/(A2MIM|openmixup)/releases/download/a2mim-in1k-weights/\S+\.pth'
+            assert re.fullmatch(openmmlab, info.weights) or re.fullmatch(github, info.weights), info.weights
         assert {'Epochs', 'Batch Size', 'Parameters'} <= set(info.metadata), name
         for result in info.results:
             assert result['Task'] == 'Image Classification' and result['Dataset'] == 'ImageNet-1k'
@@ -115,6 +119,19 @@ def test_metafiles_agree_with_mmpretrain_1_2_0():
         assert HUB.get(name).metadata['Parameters'] - ref[name]['Metadata']['Parameters'] == 2 * width
 
 
+def test_mixmim_entries_agree_with_mmpretrain_1_2_0():
+    import mmpretrain
+
+    meta = yaml.safe_load(Path(mmpretrain.__path__[0], '.mim/configs/mixmim/metafile.yml').read_text())
+    for theirs in meta['Models']:
+        info = HUB.get(theirs['Name'])
+        assert info.metadata['FLOPs'] == theirs['Metadata']['FLOPs']
+        assert info.metadata['Parameters'] == theirs['Metadata']['Parameters']
+        assert info.results == tuple(theirs['Results'] or ())
+        assert info.weights == theirs['Weights']
+        assert Path(info.config).relative_to(ROOT).as_posix() == theirs['Config']
+
+
 @pytest.mark.parametrize(
     'name',
     [
@@ -123,6 +140,9 @@ def test_metafiles_agree_with_mmpretrain_1_2_0():
         'vit-base-p16_pixmim-800e-pre_8xb2048-linear-coslr-torchvision-transform-90e_in1k',
         'simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px',
         'swin-base-w7_simmim-100e-pre_8xb256-coslr-100e_in1k',
+        'mixmim_mixmim-base_16xb128-coslr-300e_in1k',
+        'mixmim-base_mixmim-pre_8xb128-coslr-100e_in1k',
+        'a2mim_resnet50-l3_8xb256-coslr-300e_in1k',
     ],
 )
 def test_parameter_counts_are_those_of_the_built_models(name):
@@ -153,11 +173,16 @@ def test_list_models():
     assert list_models('pixmim_*', task='null') == PIXMIM[:2]
     assert list_models('*pixmim*', task='Image Classification') == PIXMIM[2:]
     pretrain = list_models(task='null')
-    assert len(pretrain) == 13 and all(
-        not HUB.get(n).results and n.split('_')[0] in {'mae', 'pixmim', 'simmim'} for n in pretrain
+    assert len(pretrain) == 26 and all(
+        not HUB.get(n).results and n.split('_')[0] in {'mae', 'pixmim', 'simmim', 'a2mim', 'mixmim'} for n in pretrain
     )
     assert sorted(pretrain + list_models(task='Image Classification')) == list_models()
-    assert list_models('*a2mim*') == [] and list_models('*mixmim*') == []
+    assert len(list_models('a2mim_*', task='null')) == 10
+    assert list_models('*mixmim*', task='Image Classification') == [
+        'mixmim-base_3rdparty_in1k',
+        'mixmim-base_mixmim-600e-pre_8xb128-coslr-100e_in1k',
+        'mixmim-base_mixmim-pre_8xb128-coslr-100e_in1k',
+    ]
 
 
 # ------------------------------------------------------------------ get_model
@@ -244,6 +269,24 @@ def test_get_model_pretrained_true_downloads_the_metafile_weights(tmp_path, http
         RuntimeError, match=r'(?s)cannot load checkpoint http://127\.0\.0\.1:\d+/unsafe\.pth.*Namespace'
     ):
         hub.get_model('demo-ft', pretrained=True)
+
+
+def test_get_model_converts_weights_published_in_another_layout(tmp_path, http_dir):
+    """An entry with 'Weights Layout' (A2MIM's openmixup checkpoints, official MixMIM ones) is converted on loading."""
+    from mimlab.converters.a2mim import a2mim_to_openmixup
+
+    serve, base = http_dir
+    config = str(ROOT / 'configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py')
+    torch.manual_seed(0)
+    source = get_model(config)
+    torch.save({'state_dict': a2mim_to_openmixup(source.state_dict())}, serve / 'openmixup.pth')
+    entry = dict(Name='a2mim-demo', Config=config, Weights=f'{base}/openmixup.pth', **{'In Collection': 'Demo'})
+    entry['Metadata'] = {'Weights Layout': 'openmixup-a2mim'}
+    (tmp_path / 'metafile.yml').write_text(yaml.safe_dump(dict(Collections=[dict(Name='Demo')], Models=[entry])))
+    (tmp_path / 'model-index.yml').write_text(yaml.safe_dump(dict(Import=['metafile.yml'])))
+    loaded = ModelHub(tmp_path / 'model-index.yml').get_model('a2mim-demo', pretrained=True)
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_get_model_errors():

@@ -168,14 +168,18 @@ class ModelHub:
             ]
             for info in (i for i in infos if not i.results):
                 lines.append(f'| `{info.name}` | {self._row(info)} |')
-            lines += [
-                '',
-                '| evaluation | pretrained from | epochs | batch | params (M) | FLOPs (G) | config | weights | top-1 |',
-                '|---|---|---|---|---|---|---|---|---|',
-            ]
-            for info in (i for i in infos if i.results):
+            evaluations = [i for i in infos if i.results]
+            if evaluations:
+                lines += [
+                    '',
+                    '| evaluation | pretrained from | epochs | batch | params (M) | FLOPs (G) | config | weights '
+                    '| top-1 |',
+                    '|---|---|---|---|---|---|---|---|---|',
+                ]
+            for info in evaluations:
                 top1 = info.results[0]['Metrics']['Top 1 Accuracy']
-                lines.append(f'| `{info.name}` | `{upstream.get(info.name, "?")}` | {self._row(info)} | {top1} |')
+                source = f'`{upstream[info.name]}`' if info.name in upstream else '- (converted official weights)'
+                lines.append(f'| `{info.name}` | {source} | {self._row(info)} | {top1} |')
             sections.append('\n'.join(lines))
         return '\n\n'.join(sections) + '\n'
 
@@ -223,7 +227,7 @@ class ModelHub:
         model = MODELS.build(model_cfg)
 
         if pretrained is True:
-            load_weights_from_url(model, info.weights)
+            load_weights_from_url(model, info.weights, layout=info.metadata.get('Weights Layout'))
         elif pretrained:
             if not osp.isfile(str(pretrained)):
                 raise FileNotFoundError(f'checkpoint {pretrained} does not exist')
@@ -274,8 +278,12 @@ def _init_weights_quietly(model: nn.Module) -> None:
         logger.setLevel(level)
 
 
-def load_weights_from_url(model: nn.Module, url: str) -> None:
+def load_weights_from_url(model: nn.Module, url: str, layout: str | None = None) -> None:
     """Download (cached in torch hub's ``checkpoints/`` folder) and strictly load a checkpoint; a local path works too.
+
+    ``layout`` names the key layout of a checkpoint published outside OpenMMLab (a metafile entry's
+    ``Weights Layout``, e.g. 'openmixup-a2mim' or 'official-mixmim'): it is converted with
+    :func:`mimlab.converters.auto.import_checkpoint` before loading.
 
     Every file is unpickled weights-only, with mimlab's allow-list of the few mmengine/numpy types in mmengine
     checkpoints (see :mod:`mimlab.utils.checkpoint`). Local paths and mmengine's other schemes go through
@@ -298,8 +306,13 @@ def load_weights_from_url(model: nn.Module, url: str) -> None:
                 checkpoint = CheckpointLoader.load_checkpoint(url, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - re-raised with the URL
         raise RuntimeError(f'cannot load checkpoint {url}: {type(e).__name__}: {e}') from e
+    state = state_dict_of(checkpoint, url)
+    if layout is not None:
+        from mimlab.converters.auto import import_checkpoint
+
+        state = import_checkpoint(state, layout)[1]
     try:
-        model.load_state_dict(state_dict_of(checkpoint, url), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise RuntimeError(f'{url} does not fit {type(model).__name__}: {e}') from e
 
