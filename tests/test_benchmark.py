@@ -88,6 +88,19 @@ def test_benchmark_tool_on_the_demo_config(tmp_path):
     assert json.loads(out.read_text())['batch_size'] == 4
 
 
+def test_benchmark_reference_mode_runs_mixmim_side_by_side():
+    from mimlab.utils.benchmark import build_mmpretrain_mixmim
+
+    cfg = Config.fromfile(str(ROOT / 'configs/demo/mixmim_mixmim-test_1xb64-coslr-10e_builtin-64px.py'))
+    res = _tool('benchmark').main(
+        [cfg.filename, '--batch-size', '4', '--steps', '1', '--warmup', '1', '--reference', 'mmpretrain']
+    )
+    assert res['reference'] == 'mmpretrain' and res['speed_ratio'] > 0 and res['flops_per_image'] > 0
+    model = MODELS.build(cfg.model)
+    ref = build_mmpretrain_mixmim(model)  # same weights, loaded strictly
+    assert ref.state_dict().keys() == model.state_dict().keys()
+
+
 def test_benchmark_tool_reads_the_configs_dataloader():
     benchmark = _tool('benchmark')
 

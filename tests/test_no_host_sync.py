@@ -93,3 +93,21 @@ def test_the_counter_sees_syncs():
         model.train_step(data, wrapper)
     assert '__bool__' in fn.calls and 'item' in fn.calls
     assert disp.calls.count('_local_scalar_dense') >= 2 + len(wrapper.optimizer.state)  # + one per step counter
+
+
+def test_mixmim_train_step_has_no_host_sync():
+    """The mixing mask is drawn on the device and its size is a Python int: no sync in MixMIM's step either."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from mimlab.registry import MODELS
+
+    cfg = Config.fromfile(
+        str(Path(__file__).parents[1] / 'configs/demo/mixmim_mixmim-test_1xb64-coslr-10e_builtin-64px.py')
+    )
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    data = dict(inputs=torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8), data_samples=None)
+    assert _count_syncs(model, _optim_wrapper(model), data) == []

@@ -211,6 +211,64 @@ def build_mmpretrain_mae(model: nn.Module) -> nn.Module:
     return ref
 
 
+def build_mmpretrain_mixmim(model: nn.Module) -> nn.Module:
+    """The same MixMIM built from mmpretrain 1.2.0 (test-time reference only), with ``model``'s weights loaded strictly.
+
+    mmpretrain's decoder LayerNorms use eps 1e-6 where mimlab follows the official 1e-5; the timing does not depend on
+    it. Raises ``TypeError`` for other models.
+    """
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS as PT_MODELS
+    from mmpretrain.utils import register_all_modules
+
+    if type(model).__name__ != 'MixMIM' or model.target_generator is not None:
+        raise TypeError(f'expected a plain MixMIM, got {type(model).__name__}')
+    register_all_modules(init_default_scope=False)
+    bb, neck = model.backbone, model.neck
+    dd = neck.decoder_embed.out_features
+    cfg = dict(
+        type='MixMIM',
+        backbone=dict(
+            type='MixMIMPretrainTransformer',
+            arch=dict(embed_dims=bb.embed_dims, depths=bb.depths, num_heads=bb.num_heads),
+            img_size=bb.patch_resolution[0] * bb.patch_size,
+            patch_size=bb.patch_size,
+            window_size=[layer.window_size for layer in bb.layers],
+            mask_ratio=bb.mask_ratio,
+        ),
+        neck=dict(
+            type='MixMIMPretrainDecoder',
+            num_patches=neck.num_patches,
+            encoder_stride=bb.encoder_stride,
+            embed_dim=bb.num_features,
+            decoder_embed_dim=dd,
+            decoder_depth=len(neck.decoder_blocks),
+            decoder_num_heads=neck.decoder_blocks[0].attn.num_heads,
+            mlp_ratio=neck.decoder_blocks[0].ffn.layers[0][0].out_features // dd,
+        ),
+        head=dict(
+            type='MixMIMPretrainHead',
+            norm_pix=model.head.norm_pix,
+            loss=dict(type='PixelReconstructionLoss', criterion=model.head.loss_module.criterion),
+        ),
+        data_preprocessor=dict(
+            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+        ),
+    )
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        ref = PT_MODELS.build(cfg)
+    ref.load_state_dict(model.state_dict(), strict=True)
+    return ref
+
+
+def build_mmpretrain_reference(model: nn.Module) -> nn.Module:
+    """mmpretrain 1.2.0's build of the same algorithm (MAE or MixMIM) with ``model``'s weights."""
+    builders = {'MAE': build_mmpretrain_mae, 'MixMIM': build_mmpretrain_mixmim}
+    if type(model).__name__ not in builders:
+        raise TypeError(f'--reference mmpretrain supports {sorted(builders)}, not {type(model).__name__}')
+    return builders[type(model).__name__](model)
+
+
 def synthetic_batch(batch_size: int, img_size: int, seed: int = 0) -> dict:
     """A uint8 (B, 3, H, W) batch as ``default_collate`` gives it, without samples (MIM losses need none)."""
     g = torch.Generator().manual_seed(seed)
@@ -325,7 +383,7 @@ def benchmark_training(
         warmup: Unmeasured steps first (and compilation).
         data: 'synthetic' (one uint8 batch reused: the model alone) or 'files' (the config's dataloader, so the
             data-wait fraction is real).
-        reference: 'mmpretrain' to time the same MAE in mmpretrain 1.2.0 on the same synthetic batch.
+        reference: 'mmpretrain' to time the same MAE or MixMIM in mmpretrain 1.2.0 on the same synthetic batch.
         device: 'cuda' or 'cpu'; CUDA when available by default.
         count_flops: Count FLOPs per image (one extra fwd + bwd).
 
@@ -371,7 +429,7 @@ def benchmark_training(
         result['flops_per_image'] = flops / bs
     ref = None
     if reference == 'mmpretrain':
-        ref = build_mmpretrain_mae(model).to(dev).train()  # same weights, before any step
+        ref = build_mmpretrain_reference(model).to(dev).train()  # same weights, before any step
         ref_wrapper = _optim_wrapper(ref, cfg.optim_wrapper, amp, dev, reference=True)
         ref_batches = _repeat(synthetic)
     elif reference is not None:

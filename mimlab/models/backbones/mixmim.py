@@ -202,6 +202,7 @@ class MixMIMTransformer(BaseBackbone):
         if len(window_size) != len(self.depths):
             raise ValueError(f'window_size needs one entry per stage ({len(self.depths)}), got {list(window_size)}')
         self.out_indices = (len(self.depths) - 1,)
+        self.patch_size = patch_size
         self.encoder_stride = patch_size * 2 ** (len(self.depths) - 1)
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size, img_size, norm=True, norm_eps=norm_eps)
