@@ -298,7 +298,11 @@ def test_importer_round_trip(backbone):
 
 
 def test_importer_on_an_openmixup_vit_with_relative_position_bias():
-    model = _tiny(dict(VIT, layer_scale_init_value=0.1))
+    model = _tiny(dict(VIT, layer_scale_init_value=0.1))  # A2MIMViT: a BEiT relative position bias per block
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith('relative_position_bias_table'):
+                p.normal_()
     ours = model.state_dict()
     # openmixup's layout, written out by hand: use_window ViT blocks have q_bias / v_bias and a bias table
     theirs = {
@@ -313,21 +317,43 @@ def test_importer_on_an_openmixup_vit_with_relative_position_bias():
             q, _, v = value.chunk(3)
             theirs[name.replace('qkv.bias', 'q_bias')] = q
             theirs[name.replace('qkv.bias', 'v_bias')] = v
-            theirs[name.replace('qkv.bias', 'relative_position_bias_table')] = torch.zeros(52, 2)
-            theirs[name.replace('qkv.bias', 'relative_position_index')] = torch.zeros(17, 17, dtype=torch.long)
             continue
         theirs[name] = value
-    with pytest.raises(KeyError, match='relative_position_bias_table'):
-        a2mim_from_openmixup(theirs)
-    back = a2mim_from_openmixup(theirs, drop_relative_position_bias=True)
+    assert theirs['backbone.layers.0.attn.relative_position_bias_table'].shape == (7 * 7 + 3, 2)  # 4x4 patch grid
+    back = a2mim_from_openmixup(theirs)
     for i in range(2):
         qkv = back[f'backbone.layers.{i}.attn.qkv.bias']
         assert torch.equal(qkv[32:64], torch.zeros(32))  # k has no bias in openmixup
         ours[f'backbone.layers.{i}.attn.qkv.bias'][32:64] = 0
     model.load_state_dict(back, strict=True)
     assert all(torch.equal(back[k], ours[k]) for k in ours)
+    # without the bias: dropped on request, for a ViT built with use_rel_pos_bias=False
+    plain = _tiny(dict(VIT, layer_scale_init_value=0.1, use_rel_pos_bias=False))
+    plain.load_state_dict(a2mim_from_openmixup(theirs, drop_relative_position_bias=True), strict=True)
     with pytest.raises(KeyError, match='head.extra'):
-        a2mim_from_openmixup({**theirs, 'head.extra': torch.zeros(1)}, drop_relative_position_bias=True)
+        a2mim_from_openmixup({**theirs, 'head.extra': torch.zeros(1)})
+
+
+def test_relative_position_bias_equals_the_beit_formula():
+    """The bias mimlab adds through SDPA equals BEiT's explicit softmax(q k^T * scale + B[index]) v."""
+    from mimlab.models.layers.transformer import MultiheadAttention, beit_relative_position_index
+
+    torch.manual_seed(0)
+    attn = MultiheadAttention(16, 2, rel_pos_grid=(3, 4)).eval()
+    with torch.no_grad():
+        attn.relative_position_bias_table.normal_()
+    index = beit_relative_position_index((3, 4))
+    assert index.shape == (13, 13) and index[0, 0] == 5 * 7 + 2 and index[0, 1] == 35 and index[1, 0] == 36
+    # query (0, 0) vs key (2, 3): offset (-2, -3) -> row (0) * 7 + (0) = 0; the reverse pair -> (4) * 7 + 6 = 34
+    assert index[1, 12] == 0 and index[12, 1] == 34
+    x = torch.randn(2, 13, 16)
+    q, k, v = attn.qkv(x).reshape(2, 13, 3, 2, 8).permute(2, 0, 3, 1, 4)
+    bias = attn.relative_position_bias_table[index.view(-1)].view(13, 13, 2).permute(2, 0, 1)
+    expected = ((q @ k.transpose(-2, -1)) * 8**-0.5 + bias).softmax(-1) @ v
+    expected = attn.proj(expected.transpose(1, 2).reshape(2, 13, 16))
+    torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match='masked subset'):
+        attn(x[:, :7])
 
 
 # ------------------------------------------------------------------------------------------------------- recipes

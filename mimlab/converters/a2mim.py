@@ -9,10 +9,11 @@ What differs between openmixup's layout and mimlab's (= mmpretrain 1.2.0's) for 
 - ViT (openmixup ``SimMIMViT``, mmcls 0.x ``VisionTransformer``): norms are already ``layers.{i}.ln1/ln2`` and
   ``ln1`` (mmcv names a LayerNorm built with postfix 1 ``ln1``); LayerScale ``layers.{i}.gamma_1/gamma_2`` ->
   ``attn.gamma1.weight`` / ``ffn.gamma2.weight``; with ``use_window=True`` the qkv projection has no bias but separate
-  ``q_bias`` / ``v_bias`` (k has none), which become ``attn.qkv.bias = [q_bias, 0, v_bias]``. Each block's
-  ``relative_position_bias_table`` has no counterpart in mimlab's ViT (absolute position table only): importing it is
-  an error unless ``drop_relative_position_bias=True``, which drops it (the imported ViT then computes a different
-  function until fine-tuned).
+  ``q_bias`` / ``v_bias`` (k has none), which become ``attn.qkv.bias = [q_bias, 0, v_bias]`` (a key bias does not
+  change attention: it adds the same amount to every logit of a query). Each block's BEiT-style
+  ``relative_position_bias_table`` and ``relative_position_index`` carry over unchanged into mimlab's ViT with
+  ``use_rel_pos_bias=True`` (the default of ``A2MIMViT``); ``drop_relative_position_bias=True`` drops them for a ViT
+  without the bias (which then computes a different function until fine-tuned).
 - Neck (``NonLinearMIMNeck`` with ``decoder_cfg=None``, as in every A2MIM recipe): ``neck.decoder_pred.0.*`` ->
   ``neck.decoder.0.*`` (mimlab's :class:`~mimlab.models.algorithms.simmim.SimMIMLinearDecoder`).
 - Head: A2MIM's head has no parameters.
@@ -65,9 +66,8 @@ def _vit_backbone(backbone: dict, drop_relative_position_bias: bool) -> tuple[di
         if re.match(r'^layers\.\d+\.attn\.[qv]_bias$', key):
             continue  # folded into qkv.bias below
         if re.match(r'^layers\.\d+\.attn\.relative_position_(bias_table|index)$', key):
-            if drop_relative_position_bias or key.endswith('index'):  # the index is a derived buffer
-                continue
-            unknown.append(key)
+            if not drop_relative_position_bias:  # A2MIMViT(use_rel_pos_bias=True) has the same table and index
+                out[key] = value
             continue
         for pattern, repl in _VIT_RENAMES:
             if pattern.match(key):

@@ -202,9 +202,9 @@ class A2MIMViT(_MaskTokenMixin, VisionTransformer):
     """ViT for A2MIM: the mask token is added to the patch embeddings (``mask_layer=0``: before the cls token and the
     position table) or to the patch tokens entering block ``mask_layer - 1`` (``mask_layer=k > 0``).
 
-    Defaults: openmixup's A2MIM ViT-B (LayerScale 0.1, drop path by config, patch-token map out). openmixup also
-    gives each block a relative position bias (``use_window=True``); this ViT has only the absolute table, as
-    mimlab's SimMIM ViT. ``mask_gamma`` is (D,), as openmixup's.
+    Defaults: openmixup's A2MIM ViT-B (LayerScale 0.1, a BEiT-style relative position bias in every block as
+    openmixup's ``use_window=True``, besides the absolute table; drop path by config; patch-token map out).
+    ``mask_gamma`` is (D,), as openmixup's.
     """
 
     def __init__(
@@ -217,6 +217,7 @@ class A2MIMViT(_MaskTokenMixin, VisionTransformer):
         mask_init: float = 0.0,
         out_type: str = 'featmap',
         layer_scale_init_value: float = 0.1,
+        use_rel_pos_bias: bool = True,
         **kwargs,
     ):
         super().__init__(
@@ -225,6 +226,7 @@ class A2MIMViT(_MaskTokenMixin, VisionTransformer):
             patch_size=patch_size,
             out_type=out_type,
             layer_scale_init_value=layer_scale_init_value,
+            use_rel_pos_bias=use_rel_pos_bias,
             **kwargs,
         )
         if not 0 <= mask_layer < self.num_layers:

@@ -49,6 +49,9 @@ class VisionTransformer(BaseBackbone):
             another resolution.
         layer_scale_init_value: LayerScale init in every block (0 disables).
         pre_norm: LayerNorm before the blocks (CLIP style; the patch conv then has no bias).
+        use_rel_pos_bias: A BEiT-style relative position bias in every block's attention (openmixup's and
+            mmselfsup's ``use_window``; keys ``layers.{i}.attn.relative_position_bias_table``), besides the absolute
+            table; the blocks then always see the cls token and the full patch grid of ``img_size``.
         init_cfg: mmengine init config (e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
     """
 
@@ -83,9 +86,12 @@ class VisionTransformer(BaseBackbone):
         interpolate_mode: str = 'bicubic',
         layer_scale_init_value: float = 0.0,
         pre_norm: bool = False,
+        use_rel_pos_bias: bool = False,
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
+        if use_rel_pos_bias and not with_cls_token:
+            raise ValueError('use_rel_pos_bias needs with_cls_token=True (the BEiT table has cls-token rows)')
         if isinstance(arch, str):
             if arch.lower() not in self.arch_zoo:
                 raise KeyError(f'unknown ViT arch {arch!r}; choose from {sorted(self.arch_zoo)} or pass a dict')
@@ -137,6 +143,7 @@ class VisionTransformer(BaseBackbone):
                 drop_path_rate=dpr[i],
                 qkv_bias=qkv_bias,
                 norm_eps=norm_eps,
+                rel_pos_grid=self.patch_resolution if use_rel_pos_bias else None,
             )
             for i in range(self.num_layers)
         )
@@ -242,7 +249,8 @@ class VisionTransformer(BaseBackbone):
 
     # -------------------------------------------------------------- contract
     def no_weight_decay(self) -> set[str]:
-        return {'pos_embed', 'cls_token'}
+        tables = {n for n, _ in self.named_parameters() if n.endswith('relative_position_bias_table')}
+        return {'pos_embed', 'cls_token'} | tables
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple[int, int]:
         """Depth for layer-wise lr decay: 0 = stem (cls, pos, patch embed), i+1 = block i, last = the rest.

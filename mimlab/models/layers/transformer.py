@@ -24,6 +24,29 @@ class LayerScale(nn.Module):
         return x * self.weight
 
 
+def beit_relative_position_index(hw: tuple[int, int]) -> torch.Tensor:
+    """Index into a BEiT relative-position bias table for a cls token followed by an ``h x w`` patch grid.
+
+    The table has ``(2h-1)(2w-1)`` rows for patch-to-patch offsets plus 3 for cls-to-patch, patch-to-cls and
+    cls-to-cls (BEiT, SimMIM's ViT, mmselfsup's and openmixup's ``MultiheadAttentionWithRPE``).
+
+    Returns:
+        (1 + h*w, 1 + h*w) long tensor; patch pairs ``(dy + h - 1) * (2w - 1) + (dx + w - 1)`` for the offset
+        (dy, dx) of query minus key.
+    """
+    h, w = hw
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    coords = torch.stack([ys.flatten(), xs.flatten()])  # (2, h*w)
+    rel = coords[:, :, None] - coords[:, None, :]  # (2, L, L)
+    n = (2 * h - 1) * (2 * w - 1)
+    index = torch.empty(h * w + 1, h * w + 1, dtype=torch.long)
+    index[1:, 1:] = (rel[0] + h - 1) * (2 * w - 1) + (rel[1] + w - 1)
+    index[0, :] = n  # cls -> patch
+    index[:, 0] = n + 1  # patch -> cls
+    index[0, 0] = n + 2  # cls -> cls
+    return index
+
+
 class MultiheadAttention(nn.Module):
     """Self-attention with a fused ``qkv`` projection.
 
@@ -35,6 +58,9 @@ class MultiheadAttention(nn.Module):
         proj_drop: Dropout after the output projection.
         drop_path_rate: Stochastic-depth rate applied to this branch's output.
         layer_scale_init_value: If > 0, a :class:`LayerScale` ``gamma1`` scales the output.
+        rel_pos_grid: Patch grid (h, w) of a BEiT-style relative position bias (``relative_position_bias_table``
+            of ``(2h-1)(2w-1) + 3`` rows per head, added to the attention logits); the input is then always the
+            cls token followed by the h*w patches. None: no bias.
     """
 
     def __init__(
@@ -46,6 +72,7 @@ class MultiheadAttention(nn.Module):
         proj_drop: float = 0.0,
         drop_path_rate: float = 0.0,
         layer_scale_init_value: float = 0.0,
+        rel_pos_grid: tuple[int, int] | None = None,
     ):
         super().__init__()
         if embed_dims % num_heads:
@@ -59,12 +86,31 @@ class MultiheadAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.gamma1 = LayerScale(embed_dims, layer_scale_init_value) if layer_scale_init_value > 0 else nn.Identity()
         self.out_drop = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.rel_pos_grid = tuple(rel_pos_grid) if rel_pos_grid is not None else None
+        if self.rel_pos_grid is not None:
+            h, w = self.rel_pos_grid
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1) + 3, num_heads))
+            self.register_buffer('relative_position_index', beit_relative_position_index(self.rel_pos_grid))
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """(H, N, N) additive logits bias, N = 1 + h*w."""
+        n = self.relative_position_index.shape[0]
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, H)
+        return bias.view(n, n, -1).permute(2, 0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims)  # (B, N, 3D) -> (B, N, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        bias = None
+        if self.rel_pos_grid is not None:
+            if N != self.relative_position_index.shape[0]:
+                raise ValueError(
+                    f'relative position bias built for 1 + {self.rel_pos_grid[0]}x{self.rel_pos_grid[1]} tokens, '
+                    f'got {N}: it needs the cls token and every patch (not a masked subset, not another size)'
+                )
+            bias = self.relative_position_bias().unsqueeze(0).to(q.dtype)  # (1, H, N, N), broadcast over B
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0)
         x = x.transpose(1, 2).reshape(B, N, D)  # (B, H, N, Dh) -> (B, N, D)
         return self.out_drop(self.gamma1(self.proj_drop(self.proj(x))))
 
@@ -107,6 +153,7 @@ class TransformerEncoderLayer(nn.Module):
         drop_path_rate: Stochastic depth of both residual branches.
         qkv_bias: Bias in the qkv projection.
         norm_eps: LayerNorm epsilon (1e-6 in every MIM recipe).
+        rel_pos_grid: Patch grid of a BEiT-style relative position bias in the attention (None: none).
     """
 
     def __init__(
@@ -120,6 +167,7 @@ class TransformerEncoderLayer(nn.Module):
         drop_path_rate: float = 0.0,
         qkv_bias: bool = True,
         norm_eps: float = 1e-6,
+        rel_pos_grid: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
@@ -131,6 +179,7 @@ class TransformerEncoderLayer(nn.Module):
             proj_drop=drop_rate,
             drop_path_rate=drop_path_rate,
             layer_scale_init_value=layer_scale_init_value,
+            rel_pos_grid=rel_pos_grid,
         )
         self.ln2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.ffn = FFN(
