@@ -428,8 +428,8 @@ def test_recipe_builds_and_steps(path):
         groups['backbone.mask_token']['lr'], base_lr * (1.0 if model_cfg['backbone']['type'] == 'A2MIMViT' else 0.1)
     )
     for name, p in model.named_parameters():
-        if p.ndim == 1 and name in groups:
-            assert groups[name]['weight_decay'] == 0, name  # norms, biases, LayerScale
+        if (p.ndim == 1 or 'relative_position_bias_table' in name) and name in groups:
+            assert groups[name]['weight_decay'] == 0, name  # norms, biases, LayerScale, ViT bias tables
 
     np.random.seed(0)
     gen = SimMIMMaskGenerator(64, gen_cfg.mask_patch_size, gen_cfg.model_patch_size, gen_cfg.mask_ratio)

@@ -73,6 +73,7 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.0),
             'mask_token': dict(decay_mult=0.0),
             'gamma': dict(decay_mult=0.0),
+            'relative_position_bias_table': dict(decay_mult=0.0),  # openmixup's 'bias' regex matches it
         },
     ),
 )
