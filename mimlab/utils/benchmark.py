@@ -154,6 +154,26 @@ def peak_memory_mb(device: torch.device) -> float:
 # ------------------------------------------------------------------------------------------------ training step
 
 
+def _build_in_mmpretrain(cfg: dict, model: nn.Module) -> nn.Module:
+    """Build ``cfg`` with mmpretrain 1.2.0's registry (ImageNet mean/std, BGR->RGB as mimlab's preprocessor) and load
+    ``model``'s weights into it strictly."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS as PT_MODELS
+    from mmpretrain.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    cfg = dict(
+        cfg,
+        data_preprocessor=dict(
+            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+        ),
+    )
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        ref = PT_MODELS.build(cfg)
+    ref.load_state_dict(model.state_dict(), strict=True)
+    return ref
+
+
 def build_mmpretrain_mae(model: nn.Module) -> nn.Module:
     """The same MAE built from mmpretrain 1.2.0 (test-time reference only), with ``model``'s weights loaded strictly.
 
@@ -161,13 +181,8 @@ def build_mmpretrain_mae(model: nn.Module) -> nn.Module:
         ImportError: mmpretrain is not installed.
         TypeError: ``model`` is not an MAE with a plain decoder.
     """
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS as PT_MODELS
-    from mmpretrain.utils import register_all_modules
-
     if type(model).__name__ != 'MAE' or model.target_generator is not None:
         raise TypeError(f'--reference mmpretrain supports MAE only, not {type(model).__name__}')
-    register_all_modules(init_default_scope=False)
     bb, neck, head = model.backbone, model.neck, model.head
     arch = dict(
         embed_dims=bb.embed_dims,
@@ -201,14 +216,8 @@ def build_mmpretrain_mae(model: nn.Module) -> nn.Module:
             patch_size=head.patch_size,
             loss=dict(type='PixelReconstructionLoss', criterion=head.loss_module.criterion),
         ),
-        data_preprocessor=dict(
-            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
-        ),
     )
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        ref = PT_MODELS.build(cfg)
-    ref.load_state_dict(model.state_dict(), strict=True)
-    return ref
+    return _build_in_mmpretrain(cfg, model)
 
 
 def build_mmpretrain_mixmim(model: nn.Module) -> nn.Module:
@@ -217,13 +226,8 @@ def build_mmpretrain_mixmim(model: nn.Module) -> nn.Module:
     mmpretrain's decoder LayerNorms use eps 1e-6 where mimlab follows the official 1e-5; the timing does not depend on
     it. Raises ``TypeError`` for other models.
     """
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS as PT_MODELS
-    from mmpretrain.utils import register_all_modules
-
     if type(model).__name__ != 'MixMIM' or model.target_generator is not None:
         raise TypeError(f'expected a plain MixMIM, got {type(model).__name__}')
-    register_all_modules(init_default_scope=False)
     bb, neck = model.backbone, model.neck
     dd = neck.decoder_embed.out_features
     cfg = dict(
@@ -251,14 +255,8 @@ def build_mmpretrain_mixmim(model: nn.Module) -> nn.Module:
             norm_pix=model.head.norm_pix,
             loss=dict(type='PixelReconstructionLoss', criterion=model.head.loss_module.criterion),
         ),
-        data_preprocessor=dict(
-            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
-        ),
     )
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        ref = PT_MODELS.build(cfg)
-    ref.load_state_dict(model.state_dict(), strict=True)
-    return ref
+    return _build_in_mmpretrain(cfg, model)
 
 
 def build_mmpretrain_reference(model: nn.Module) -> nn.Module:

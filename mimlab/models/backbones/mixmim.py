@@ -28,7 +28,7 @@ from mimlab.registry import MODELS
 
 from ..layers import FFN, PatchEmbed, build_2d_sincos_position_embedding, resize_pos_embed
 from .base import BaseBackbone
-from .swin import PatchMerging, WindowMSA, resize_bias_table, window_partition, window_reverse
+from .swin import PatchMerging, WindowMSA, adapt_relative_position_tables, window_partition, window_reverse
 
 
 def source_attention_mask(source: torch.Tensor, hw: tuple[int, int], w: int) -> torch.Tensor:
@@ -264,21 +264,14 @@ class MixMIMTransformer(BaseBackbone):
         """State-dict pre-hook for checkpoints of another input size (224 -> 384 fine-tuning, as the official code):
         bicubic resize of the relative-position bias tables and the position table; stale
         ``relative_position_index`` buffers are replaced by this model's."""
-        resized = []
-        for key, own in self.state_dict().items():
-            ckpt_key = prefix + key
-            if ckpt_key not in state_dict:
-                continue
-            theirs = state_dict[ckpt_key]
-            if key.endswith('relative_position_bias_table') and theirs.shape != own.shape:
-                state_dict[ckpt_key] = resize_bias_table(theirs, int(round((own.shape[0] ** 0.5 + 1) / 2)))
-                resized.append(ckpt_key)
-            elif key.endswith('relative_position_index') and theirs.shape != own.shape:
-                state_dict[ckpt_key] = own.clone()
-            elif key == 'absolute_pos_embed' and theirs.shape != own.shape:
-                side = int(round(theirs.shape[1] ** 0.5))
-                state_dict[ckpt_key] = resize_pos_embed(theirs, (side, side), self.patch_resolution, 'bicubic', 0)
-                resized.append(ckpt_key)
+        own_state = self.state_dict()
+        resized, _ = adapt_relative_position_tables(own_state, state_dict, prefix)
+        resized = [key for key, _, _ in resized]
+        key = prefix + 'absolute_pos_embed'
+        if key in state_dict and state_dict[key].shape != own_state['absolute_pos_embed'].shape:
+            side = int(round(state_dict[key].shape[1] ** 0.5))
+            state_dict[key] = resize_pos_embed(state_dict[key], (side, side), self.patch_resolution, 'bicubic', 0)
+            resized.append(key)
         if resized:
             MMLogger.get_current_instance().info(f"Resized to this model's grid and windows (bicubic): {resized}")
 

@@ -60,6 +60,40 @@ def resize_bias_table(table: torch.Tensor, dst_window: int) -> torch.Tensor:
     return grid.reshape(-1, dst * dst).T.to(table.dtype)  # (1, h, 2w'-1, 2w'-1) -> ((2w'-1)^2, h)
 
 
+def adapt_relative_position_tables(own_state: dict, state_dict: dict, prefix: str) -> tuple[list, list]:
+    """Fit a checkpoint's window-attention tables to a model built for other window sizes, in place.
+
+    - ``relative_position_bias_table`` of another window: bicubic resize (:func:`resize_bias_table`) to the model's
+      window, read from the model's own table shape (so each stage may have its own window).
+    - ``relative_position_index`` is a function of the window size, never learned: a checkpoint's buffer that differs
+      from the model's is replaced by the model's, and so is a missing one whose bias table is present.
+
+    Args:
+        own_state: The model's ``state_dict()`` (keys without ``prefix``).
+        state_dict: The checkpoint being loaded (keys with ``prefix``), changed in place.
+        prefix: The module's prefix in ``state_dict``.
+
+    Returns:
+        (resized, rebuilt): ``(key, old shape, new shape)`` of each resized table; keys of replaced index buffers.
+    """
+    resized, rebuilt = [], []
+    for key, own in own_state.items():
+        ckpt_key = prefix + key
+        if key.endswith('relative_position_bias_table') and ckpt_key in state_dict:
+            theirs = state_dict[ckpt_key]
+            if theirs.shape != own.shape:
+                window = int(round((own.shape[0] ** 0.5 + 1) / 2))  # ((2w-1)^2, h)
+                resized.append((ckpt_key, tuple(theirs.shape), tuple(own.shape)))
+                state_dict[ckpt_key] = resize_bias_table(theirs, window)
+        elif key.endswith('relative_position_index'):
+            table_key = ckpt_key[: -len('index')] + 'bias_table'
+            stale = ckpt_key in state_dict and not torch.equal(state_dict[ckpt_key].to(own.device), own)
+            if stale or (ckpt_key not in state_dict and table_key in state_dict):
+                rebuilt.append(ckpt_key)
+                state_dict[ckpt_key] = own.clone()
+    return resized, rebuilt
+
+
 def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
     """Cut a padded map into windows: (B, Hp, Wp, C) -> (B * nW, N, C), windows in raster order."""
     B, H, W, C = x.shape
@@ -420,19 +454,7 @@ class SwinTransformer(BaseBackbone):
         - ``absolute_pos_embed`` of another grid: interpolated with ``interpolate_mode``.
         """
         logger = MMLogger.get_current_instance()
-        resized, rebuilt = [], []
-        for key, own in self.state_dict().items():
-            ckpt_key = prefix + key
-            if key.endswith('relative_position_bias_table') and ckpt_key in state_dict:
-                if state_dict[ckpt_key].shape != own.shape:
-                    resized.append((ckpt_key, tuple(state_dict[ckpt_key].shape), tuple(own.shape)))
-                    state_dict[ckpt_key] = resize_bias_table(state_dict[ckpt_key], self.window_size)
-            elif key.endswith('relative_position_index'):
-                table_key = ckpt_key[: -len('index')] + 'bias_table'
-                stale = ckpt_key in state_dict and not torch.equal(state_dict[ckpt_key].to(own.device), own)
-                if stale or (ckpt_key not in state_dict and table_key in state_dict):
-                    rebuilt.append(ckpt_key)
-                    state_dict[ckpt_key] = own.clone()
+        resized, rebuilt = adapt_relative_position_tables(self.state_dict(), state_dict, prefix)
         if resized:
             logger.info(
                 f'Resized {len(resized)} relative_position_bias_table(s) to window {self.window_size} (bicubic), '
