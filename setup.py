@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 
 def read_requirements(name):
@@ -22,4 +22,7 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
     license='Apache-2.0',
+    # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers
+    # the build skips it and LoadImageRandomResizedCrop decodes whole images with cv2
+    ext_modules=[Extension('mimlab._jpeg', ['mimlab/csrc/jpeg_region.c'], libraries=['jpeg'], optional=True)],
 )

@@ -6,7 +6,9 @@ Pixels: the fused output equals the unfused ``LoadImageFromFile -> MAERandomResi
 kernel (torch's uint8 antialiased bicubic vs Pillow's) and, for crops >= 2x the output, the DCT-scaled decode.
 """
 
+import io
 import math
+import os
 
 import cv2
 import numpy as np
@@ -174,3 +176,158 @@ def test_decode_scale_keeps_the_crop_at_least_the_output():
     for ch in range(100, 2000, 37):
         s = t.decode_scale(ch, ch)
         assert math.floor(ch / s) >= 224 or s == 1
+
+
+# --- the C region decoder (mimlab/csrc/jpeg_region.c) -----------------------------------------------------------
+
+
+def _can_build_extension() -> bool:
+    import shutil
+
+    return shutil.which('cc') is not None and os.path.exists('/usr/include/jpeglib.h')
+
+
+@pytest.fixture(scope='module')
+def region_decoder():
+    from mimlab.datasets.transforms.fast_loading import region_decoder_available
+
+    if not region_decoder_available():
+        if _can_build_extension():  # the install should have built it here
+            pytest.fail('mimlab._jpeg is not built although cc and jpeglib.h exist: reinstall with pip install -e .')
+        pytest.skip('mimlab._jpeg not built (no C compiler or libjpeg headers)')
+
+
+def _jpeg_variants(tmp_path):
+    """One photo-like image saved as the JPEG kinds a dataset holds: 4:2:0, 4:2:2, 4:4:4, grey, progressive."""
+    from PIL import Image
+
+    src = make_jpegs(str(tmp_path / 'src'), 1, size=(203, 150), quality=95)[0]  # odd sizes: partial iMCUs
+    rgb = Image.open(src).convert('RGB')
+    out = {}
+    for name, kw, img in [
+        ('420', dict(subsampling=2), rgb),
+        ('422', dict(subsampling=1), rgb),
+        ('444', dict(subsampling=0), rgb),
+        ('grey', {}, rgb.convert('L')),
+        ('progressive', dict(progressive=True, subsampling=2), rgb),
+    ]:
+        path = tmp_path / f'{name}.jpg'
+        img.save(path, 'JPEG', quality=90, **kw)
+        out[name] = path.read_bytes()
+    return out
+
+
+def test_region_decode_equals_the_full_decode(tmp_path, region_decoder):
+    """Any box at any DCT scale: the region's pixels are exactly cv2's full decode's (same libjpeg-turbo maths)."""
+    from mimlab.datasets.transforms.fast_loading import _REDUCED, decode_jpeg_region
+
+    rng = np.random.default_rng(0)
+    for name, data in _jpeg_variants(tmp_path).items():
+        for s in (1, 2, 4, 8):
+            full = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[s])
+            h, w = full.shape[:2]
+            boxes = [(0, 0, h, w), (h - 1, w - 1, h, w), (0, 0, 1, 1)]
+            boxes += [
+                (int(y1), int(x1), int(rng.integers(y1 + 1, h + 1)), int(rng.integers(x1 + 1, w + 1)))
+                for y1, x1 in zip(rng.integers(0, h, 12), rng.integers(0, w, 12))
+            ]
+            for y1, x1, y2, x2 in boxes:
+                region = decode_jpeg_region(data, s, (y1, x1, y2, x2))
+                np.testing.assert_array_equal(region, full[y1:y2, x1:x2], err_msg=f'{name} 1/{s} {(y1, x1, y2, x2)}')
+            # a box beyond the image is clamped to it
+            np.testing.assert_array_equal(
+                decode_jpeg_region(data, s, (h // 2, w // 2, h + 9, w + 9)), full[h // 2 :, w // 2 :]
+            )
+
+
+def test_region_decoder_errors(tmp_path, region_decoder):
+    from mimlab import _jpeg
+    from mimlab.datasets.transforms.fast_loading import decode_jpeg_region
+
+    data = _jpeg_variants(tmp_path)['420']
+    with pytest.raises(ValueError, match='scale'):
+        decode_jpeg_region(data, 3, (0, 0, 4, 4))
+    with pytest.raises(ValueError, match='empty region'):
+        decode_jpeg_region(data, 1, (5, 5, 5, 9))
+    with pytest.raises(ValueError, match='Not a JPEG'):
+        decode_jpeg_region(b'\x89PNG\r\n\x1a\n' + bytes(64), 1, (0, 0, 4, 4))
+    with pytest.raises(ValueError, match='Not a JPEG'):
+        _jpeg.header(b'GIF89a' + bytes(32))
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int, big_endian: bool) -> bytes:
+    """Insert an APP1 Exif marker whose IFD0 holds only the orientation tag (a SHORT), in either byte order."""
+    import struct
+
+    bo = '>' if big_endian else '<'
+    tiff = (b'MM' if big_endian else b'II') + struct.pack(bo + 'HI', 42, 8)
+    tiff += struct.pack(bo + 'H', 1) + struct.pack(bo + 'HHI', 0x0112, 3, 1) + struct.pack(bo + 'HH', orientation, 0)
+    tiff += struct.pack(bo + 'I', 0)  # no next IFD
+    payload = b'Exif\x00\x00' + tiff
+    return jpeg[:2] + b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize('big_endian', [False, True])
+def test_header_reads_size_and_exif_orientation(tmp_path, region_decoder, big_endian):
+    from PIL import Image
+
+    from mimlab import _jpeg
+
+    data = _jpeg_variants(tmp_path)['420']
+    assert _jpeg.header(data) == (150, 203, 1)
+    rotated = _with_exif_orientation(data, 6, big_endian)
+    assert _jpeg.header(rotated) == (150, 203, 6)
+    with Image.open(io.BytesIO(rotated)) as im:  # PIL agrees
+        assert im.getexif().get(0x0112) == 6
+
+
+def test_fused_region_decode_changes_no_pixel(jpegs, region_decoder):
+    """With and without the region decoder the fused transform gives the same bytes (same boxes, same scales)."""
+    for paths in jpegs:
+        for seed, path in enumerate(paths * 2):
+            np.random.seed(seed)
+            ours = _fused()(path)
+            np.random.seed(seed)
+            ref = _fused(region_decode=False)(path)
+            assert ours['crop_bbox'] == ref['crop_bbox'] and ours['decode_scale'] == ref['decode_scale']
+            np.testing.assert_array_equal(ours['img'], ref['img'])
+
+
+def test_fused_exif_rotated_and_cmyk_jpegs(tmp_path):
+    """EXIF-rotated JPEGs are drawn on the upright size as LoadImageFromFile sees them; CMYK JPEGs (libjpeg cannot
+    convert them to BGR) fall back to cv2; both keep the unfused boxes."""
+    from PIL import Image
+
+    data = _jpeg_variants(tmp_path)['420']
+    (tmp_path / 'rot.jpg').write_bytes(_with_exif_orientation(data, 6, big_endian=False))
+    Image.open(io.BytesIO(data)).convert('CMYK').save(tmp_path / 'cmyk.jpg', 'JPEG', quality=90)
+    for name, shape in [('rot.jpg', (203, 150)), ('cmyk.jpg', (150, 203))]:
+        path = str(tmp_path / name)
+        np.random.seed(3)
+        ref = _unfused()(path)
+        np.random.seed(3)
+        ours = _fused(reduced_decode=False)(path)  # full scale: only the resize kernel differs
+        assert ours['ori_shape'] == ref['ori_shape'] == shape and ours['crop_bbox'] == ref['crop_bbox'], name
+        assert np.abs(ours['img'].astype(int) - ref['img']).mean() < 0.5, name
+
+
+def test_fused_flip(jpegs):
+    """flip_prob: the output is the unflipped one mirrored (the flip is drawn after the box), at the given rate, with
+    RandomFlip's keys; PackInputs copies the mirrored view into a contiguous tensor."""
+    path = jpegs[0][0]
+    np.random.seed(5)
+    plain = _fused()(path)
+    np.random.seed(5)
+    flipped = _fused(flip_prob=1.0)(path)
+    np.testing.assert_array_equal(flipped['img'], plain['img'][:, ::-1])
+    assert flipped['flip'] is True and flipped['flip_direction'] == 'horizontal' and 'flip' not in plain
+    packed = TRANSFORMS.build(dict(type='PackInputs'))(dict(flipped))['inputs']
+    assert packed.is_contiguous() and torch.equal(
+        packed, torch.from_numpy(plain['img'][:, ::-1].copy()).permute(2, 0, 1)
+    )
+    np.random.seed(1)
+    t = _fused(flip_prob=0.5)
+    rate = np.mean([t(path)['flip'] for _ in range(600)])
+    assert abs(rate - 0.5) < 0.065  # 3 sigma of a 600-draw binomial
+    with pytest.raises(ValueError, match='flip_prob'):
+        _fused(flip_prob=1.5)

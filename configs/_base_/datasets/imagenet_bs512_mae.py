@@ -8,10 +8,16 @@ data_preprocessor = dict(
     to_rgb=True,
 )
 train_pipeline = [
-    # = LoadImageFromFile + MAERandomResizedCrop(224, (0.2, 1.0), bicubic) fused: the same crop draws, the JPEG
-    # decoded at 1/2-1/8 scale when the crop allows it, a torch uint8 resize (docs/benchmarks.md)
-    dict(type='LoadImageRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0), interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
+    # = LoadImageFromFile + MAERandomResizedCrop(224, (0.2, 1.0), bicubic) + RandomFlip(0.5) fused: the same crop
+    # draws, only the crop's region of the JPEG decoded (at 1/2-1/8 scale when the crop allows it), a torch uint8
+    # resize, the flip as a view (docs/benchmarks.md)
+    dict(
+        type='LoadImageRandomResizedCrop',
+        scale=224,
+        crop_ratio_range=(0.2, 1.0),
+        interpolation='bicubic',
+        flip_prob=0.5,
+    ),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(

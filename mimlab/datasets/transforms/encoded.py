@@ -9,17 +9,15 @@ and normalises on the device. A worker's work shrinks to a file read and a heade
 Legend: ``H x W`` image, ``n`` encoded bytes.
 """
 
-import io
-
 import mmengine.fileio as fileio
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from PIL import Image
 
 from mimlab.registry import TRANSFORMS
 from mimlab.structures import DataSample
 
+from .fast_loading import image_header
 from .processing import MAERandomResizedCrop, RandomResizedCrop
 
 _CROPS = {'MAERandomResizedCrop': MAERandomResizedCrop, 'RandomResizedCrop': RandomResizedCrop}
@@ -61,13 +59,11 @@ class PackEncodedWithCrop(BaseTransform):
         path = results['img_path']
         try:
             data = fileio.get(path, backend_args=self.backend_args)
-            with Image.open(io.BytesIO(data)) as header:  # lazy: the header only
-                W, H = header.size
-                fmt = header.format
+            H, W, _, jpeg = image_header(data)
         except Exception as e:
             raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e
-        if fmt != 'JPEG':
-            raise ValueError(f'{type(self).__name__}: {path} is {fmt}, the device decoder reads JPEG only')
+        if not jpeg:
+            raise ValueError(f'{type(self).__name__}: {path} is not a JPEG, the device decoder reads JPEG only')
         top, left, ch, cw = self.crop.crop_box(H, W)
         flip = bool(np.random.rand() < self.flip_prob)
         sample = DataSample()

@@ -1,16 +1,21 @@
-"""A fused ``LoadImageFromFile`` + random resized crop: the fast CPU input path of MAE-style pretraining.
+"""A fused ``LoadImageFromFile`` + random resized crop + flip: the fast CPU input path of MAE-style pretraining.
 
-What it saves per image compared with the unfused ``LoadImageFromFile -> MAERandomResizedCrop(backend='pillow')``:
+What it saves per image compared with the unfused ``LoadImageFromFile -> MAERandomResizedCrop(backend='pillow') ->
+RandomFlip``:
 
-1. The crop box is drawn from the file header (PIL reads the size without decoding), so a JPEG whose crop is at
-   least twice the output size on both sides is decoded at 1/2, 1/4 or 1/8 scale by libjpeg-turbo's DCT scaling
-   (``cv2.IMREAD_REDUCED_COLOR_*``): fewer pixels decoded and resampled. The drawn box is exactly the unfused one
-   (same numpy draws, same order); only the decoder's downscaling and a sub-pixel rounding of the box in the
-   reduced image change pixels.
-2. The resize is torch's uint8 antialiased bicubic on a channels-last view of the crop, which matches Pillow's
+1. The crop box is drawn from the file header (read without decoding), so only the crop's region of a
+   JPEG is decoded (``mimlab._jpeg``, a small C extension over the system's libjpeg-turbo, built at install time
+   when a compiler and the libjpeg headers are there): decoding stops after the crop's last row, the rows above it
+   are entropy-decoded only, and the columns outside it are not inverse-transformed. The region's pixels equal a
+   full decode's (tested). Without the extension, the whole image is decoded with cv2.
+2. A crop at least twice the output size on both sides is decoded at 1/2, 1/4 or 1/8 scale by libjpeg-turbo's DCT
+   scaling: fewer pixels decoded and resampled. The drawn box is exactly the unfused one (same numpy draws, same
+   order); only the decoder's downscaling and a sub-pixel rounding of the box in the reduced image change pixels.
+3. The resize is torch's uint8 antialiased bicubic on a channels-last view of the crop, which matches Pillow's
    antialiased bicubic to ~0.03 grey levels on average and runs ~5x faster than Pillow (no SIMD build needed).
-3. uint8 BGR end to end, no PIL <-> numpy <-> cv2 round trips: decode (cv2, BGR as ``LoadImageFromFile``) ->
-   crop view -> resized (h, w, C) view of a channels-last tensor; ``PackInputs`` makes the one (C, h, w) copy.
+4. The optional flip (``flip_prob``) is a view, drawn with one ``np.random.rand()`` (mmcv's ``RandomFlip`` spends
+   more time choosing than flipping); ``PackInputs`` makes the one (C, h, w) copy, which flips for free.
+5. uint8 BGR end to end, no PIL <-> numpy <-> cv2 round trips.
 
 Worker threads: the first call in a data-loader worker sets ``cv2.setNumThreads(1)`` and ``torch.set_num_threads(1)``
 so N workers use N cores instead of N x cores threads.
@@ -33,6 +38,11 @@ from mimlab.registry import TRANSFORMS
 
 from .processing import MAERandomResizedCrop, RandomResizedCrop
 
+try:
+    from mimlab import _jpeg  # the region decoder (mimlab/csrc/jpeg_region.c), optional
+except ImportError:  # pragma: no cover - built without a compiler or libjpeg headers
+    _jpeg = None
+
 _REDUCED = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -54,6 +64,50 @@ def limit_worker_threads() -> None:
     _threads_limited_in = os.getpid()
 
 
+def region_decoder_available() -> bool:
+    """Whether the C region decoder (``mimlab._jpeg``) was built."""
+    return _jpeg is not None
+
+
+def image_header(data: bytes) -> tuple[int, int, int, bool]:
+    """(H, W, EXIF orientation (1 = upright), is_jpeg) of an encoded image, without decoding it.
+
+    JPEGs are read by ``mimlab._jpeg`` (~1 us) when it is built; other formats, or no extension, by PIL (~30 us).
+    Raises PIL's error for data it cannot identify.
+    """
+    if _jpeg is not None:
+        try:
+            H, W, orientation = _jpeg.header(data)
+            return H, W, orientation, True
+        except ValueError:  # not a JPEG (or a broken one): PIL identifies it, or names the problem
+            pass
+    with Image.open(io.BytesIO(data)) as header:  # lazy: parses the header only
+        W, H = header.size
+        jpeg = header.format == 'JPEG'
+        orientation = header.getexif().get(_EXIF_ORIENTATION, 1) if jpeg else 1
+    return H, W, orientation, jpeg
+
+
+def decode_jpeg_region(data: bytes, scale: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Decode the region ``box`` = (y1, x1, y2, x2) of the 1/``scale`` image of a JPEG.
+
+    Args:
+        data: The encoded file.
+        scale: 1, 2, 4 or 8 (libjpeg-turbo DCT scaling).
+        box: Half-open rows [y1, y2) and columns [x1, x2) in the 1/scale image; clamped to it.
+
+    Returns:
+        (rows, cols, 3) uint8 BGR view, equal to the same region of ``cv2.imdecode`` at that scale.
+
+    Raises:
+        RuntimeError: The extension is not built. ValueError: libjpeg's message for a corrupt or unsupported file.
+    """
+    if _jpeg is None:
+        raise RuntimeError('mimlab._jpeg is not built (needs a C compiler and the libjpeg-turbo headers at install)')
+    buf, rows, cols, dx, width = _jpeg.decode_region(data, scale, *box)
+    return np.frombuffer(buf, np.uint8).reshape(rows, cols, 3)[:, dx : dx + width]
+
+
 def resize_uint8(img: np.ndarray, size: tuple[int, int], interpolation: str = 'bicubic') -> np.ndarray:
     """Antialiased resize of a uint8 image with torch's uint8 kernels (Pillow's filters, no float copy).
 
@@ -73,13 +127,21 @@ def resize_uint8(img: np.ndarray, size: tuple[int, int], interpolation: str = 'b
     return out[0].permute(1, 2, 0).numpy()  # -> (h, w, C) view
 
 
+def _scaled_box(top: int, left: int, ch: int, cw: int, s: int, hs: int, ws: int) -> tuple[int, int, int, int]:
+    """The crop box (y1, x1, y2, x2) in the (hs, ws) 1/s image: libjpeg's output pixel i covers [i*s, (i+1)*s)."""
+    y1, x1 = int(round(top / s)), int(round(left / s))
+    y2 = min(max(int(round((top + ch) / s)), y1 + 1), hs)
+    x2 = min(max(int(round((left + cw) / s)), x1 + 1), ws)
+    return y1, x1, y2, x2
+
+
 @TRANSFORMS.register_module()
 class LoadImageRandomResizedCrop(BaseTransform):
-    """Read ``img_path``, cut a random resized crop, all in one step, decoding JPEGs at reduced scale when possible.
+    """Read ``img_path``, cut a random resized crop and flip it, all in one step, decoding only what the crop needs.
 
     Output keys are those of ``LoadImageFromFile`` followed by the crop: ``img`` (h, w, 3) uint8 BGR,
-    ``img_shape`` (h, w), ``ori_shape`` (H, W), ``crop_bbox`` (x1, y1, x2, y2) in the full image, and
-    ``decode_scale`` s.
+    ``img_shape`` (h, w), ``ori_shape`` (H, W), ``crop_bbox`` (x1, y1, x2, y2) in the full image,
+    ``decode_scale`` s, and with ``flip_prob > 0`` those of ``RandomFlip``: ``flip`` and ``flip_direction``.
 
     Args:
         scale: Output size, an int or (h, w).
@@ -91,6 +153,8 @@ class LoadImageRandomResizedCrop(BaseTransform):
         max_attempts: Draws before the fallback, for 'RandomResizedCrop'.
         reduced_decode: Decode JPEGs at 1/s scale when the crop stays >= the output size (``s * h <= ch`` and
             ``s * w <= cw``). False decodes at full size (then only the resize kernel differs from the unfused path).
+        region_decode: Decode only the crop's region of a JPEG when ``mimlab._jpeg`` is built (same pixels).
+        flip_prob: Probability of a horizontal flip of the output (0 = no flip; use instead of a ``RandomFlip``).
         backend_args: mmengine file backend arguments, as ``LoadImageFromFile``.
     """
 
@@ -103,6 +167,8 @@ class LoadImageRandomResizedCrop(BaseTransform):
         crop_type: str = 'MAERandomResizedCrop',
         max_attempts: int = 10,
         reduced_decode: bool = True,
+        region_decode: bool = True,
+        flip_prob: float = 0.0,
         backend_args: dict | None = None,
     ):
         super().__init__()
@@ -121,6 +187,10 @@ class LoadImageRandomResizedCrop(BaseTransform):
         self.scale = self.crop.scale
         self.interpolation = interpolation
         self.reduced_decode = reduced_decode
+        self.region_decode = region_decode
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f'flip_prob must be in [0, 1], got {flip_prob}')
+        self.flip_prob = flip_prob
         self.backend_args = backend_args.copy() if backend_args else None
 
     def decode_scale(self, ch: int, cw: int) -> int:
@@ -142,32 +212,40 @@ class LoadImageRandomResizedCrop(BaseTransform):
             raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e
         buf = np.frombuffer(data, np.uint8)
         try:
-            with Image.open(io.BytesIO(data)) as header:  # lazy: parses the header only
-                W, H = header.size
-                upright = header.format != 'JPEG' or header.getexif().get(_EXIF_ORIENTATION, 1) == 1
-                jpeg = header.format == 'JPEG'
+            H, W, orientation, jpeg = image_header(data)
         except Exception as e:
             raise OSError(f'{type(self).__name__}: cannot identify image file {path}: {e}') from e
+        upright = orientation == 1
 
+        img = crop = None
         if upright:
             top, left, ch, cw = self.crop.crop_box(H, W)
             s = self.decode_scale(ch, cw) if (jpeg and self.reduced_decode) else 1
-            img = cv2.imdecode(buf, _REDUCED[s])
+            if jpeg and self.region_decode and _jpeg is not None:
+                try:
+                    crop = decode_jpeg_region(data, s, _scaled_box(top, left, ch, cw, s, -(-H // s), -(-W // s)))
+                except ValueError:  # e.g. a CMYK JPEG, which libjpeg cannot convert to BGR: cv2 can
+                    crop = None
+            if crop is None:
+                img = cv2.imdecode(buf, _REDUCED[s])
         else:
             # cv2 applies the EXIF rotation while decoding (as LoadImageFromFile does): draw on the upright size
             img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
             s = 1
-        if img is None:
-            raise OSError(f'{type(self).__name__}: failed to decode {path}')
-        if not upright:
-            H, W = img.shape[:2]
-            top, left, ch, cw = self.crop.crop_box(H, W)
-        # the box in the decoded image: libjpeg's 1/s output pixel i covers source pixels [i*s, (i+1)*s)
-        y1, x1 = int(round(top / s)), int(round(left / s))
-        y2 = min(max(int(round((top + ch) / s)), y1 + 1), img.shape[0])
-        x2 = min(max(int(round((left + cw) / s)), x1 + 1), img.shape[1])
-        crop = img[y1:y2, x1:x2]  # (ch / s, cw / s, 3) view
-        results['img'] = resize_uint8(crop, self.scale, self.interpolation)
+        if crop is None:
+            if img is None:
+                raise OSError(f'{type(self).__name__}: failed to decode {path}')
+            if not upright:
+                H, W = img.shape[:2]
+                top, left, ch, cw = self.crop.crop_box(H, W)
+            y1, x1, y2, x2 = _scaled_box(top, left, ch, cw, s, *img.shape[:2])
+            crop = img[y1:y2, x1:x2]  # (ch / s, cw / s, 3) view
+        flip = self.flip_prob > 0 and np.random.rand() < self.flip_prob
+        out = resize_uint8(crop, self.scale, self.interpolation)
+        results['img'] = out[:, ::-1] if flip else out  # a view: PackInputs' copy flips
+        if self.flip_prob > 0:
+            results['flip'] = bool(flip)
+            results['flip_direction'] = 'horizontal' if flip else None
         results['img_shape'] = self.scale
         results['ori_shape'] = (H, W)
         results['crop_bbox'] = (left, top, left + cw, top + ch)
@@ -177,5 +255,5 @@ class LoadImageRandomResizedCrop(BaseTransform):
     def __repr__(self) -> str:
         return (
             f'{type(self).__name__}(crop={self.crop!r}, reduced_decode={self.reduced_decode}, '
-            f'backend_args={self.backend_args})'
+            f'region_decode={self.region_decode}, flip_prob={self.flip_prob}, backend_args={self.backend_args})'
         )
