@@ -263,3 +263,65 @@ def test_guard_with_loss_scaling_lowers_the_scale_and_counts_only_real_failures(
     assert scaler.scales == [2.0**16, 2.0**15, 2.0**15, 2.0**14, 2.0**14, 2.0**14, 2.0**14, 2.0**14]
     assert guard.skipped == 1
     assert 'iteration 2: fp16 gradient overflow, loss scale lowered' in log_text(tmp_path)
+
+
+# --- the deferred (sync-free) mode: verdicts read once per logging interval ---------------------------------------
+
+
+def test_deferred_guard_skips_on_the_device_and_reports_at_the_log_interval(tmp_path):
+    """Logging every 4 iterations: the poisoned update of iteration 2 is skipped at once by the fused kernel
+    (``found_inf``), and the warning naming iteration 2 comes with the read at iteration 4."""
+    snaps, guard = Snapshots(), NonFiniteGuardHook(max_consecutive=3)
+    runner = demo_runner(tmp_path, guard, PoisonHook([2]), snaps, **{'default_hooks.logger.interval': 4})
+    runner.train()
+    assert guard.deferred and guard.skipped == 1
+    w = snaps.weights
+    assert same(w[2], w[1]) and not same(w[3], w[2])
+    steps = {int(s['step']) for s in runner.optim_wrapper.optimizer.state_dict()['state'].values()}
+    assert steps == {7}
+    log = log_text(tmp_path)
+    assert 'iteration 2: non-finite loss and gradient norm (loss=nan, grad_norm=nan); update skipped' in log
+    assert 'nonfinite_skips: 1' in log
+    assert len(runner.message_hub.get_scalar('train/grad_norm').data[0]) == 7  # every good iteration's norm
+
+
+def test_deferred_guard_raises_at_the_read_with_the_iterations(tmp_path):
+    guard = NonFiniteGuardHook(max_consecutive=3)
+    runner = demo_runner(tmp_path, guard, PoisonHook(range(2, 9)), **{'default_hooks.logger.interval': 4})
+    with pytest.raises(RuntimeError, match=r'iteration 4: 3 non-finite updates in a row \(iterations 2-4\)'):
+        runner.train()
+    assert guard.deferred
+
+
+def test_deferred_guard_clips_like_clip_grad_norm(tmp_path):
+    """With clip_grad the deferred guard clips on the device; the run equals one without the guard, where
+    mmengine's OptimWrapper calls torch.nn.utils.clip_grad_norm_ (which also reads the norm on the host)."""
+    clip = {'optim_wrapper.clip_grad': dict(max_norm=0.05), 'default_hooks.logger.interval': 4}
+    guard = NonFiniteGuardHook()
+    guarded = demo_runner(tmp_path / 'a', guard, **clip)
+    guarded.train()
+    plain = demo_runner(tmp_path / 'b', **clip)
+    plain.train()
+    assert guard.deferred and guard.skipped == 0
+    a, b = guarded.model.state_dict(), plain.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7, msg=k)
+    norms_a = guarded.message_hub.get_scalar('train/grad_norm').data[0]
+    norms_b = plain.message_hub.get_scalar('train/grad_norm').data[0]
+    assert len(norms_a) == len(norms_b) == 8 and max(norms_b) > 0.05  # clipping was active
+    assert norms_a.tolist() == pytest.approx(norms_b.tolist(), rel=1e-5)
+
+
+def test_deferred_losses_reach_the_log_unchanged(tmp_path):
+    """mimlab's RuntimeInfoHook (resolved from default_hooks.runtime_info) reads the losses once per logging
+    interval; the message hub ends up with every iteration's loss, as with a read every iteration."""
+    from mimlab.engine.hooks import RuntimeInfoHook
+
+    every = demo_runner(tmp_path / 'a')
+    every.train()
+    deferred = demo_runner(tmp_path / 'b', **{'default_hooks.logger.interval': 3})
+    deferred.train()
+    assert any(isinstance(h, RuntimeInfoHook) for h in deferred.hooks)
+    a = every.message_hub.get_scalar('train/loss').data[0].tolist()
+    b = deferred.message_hub.get_scalar('train/loss').data[0].tolist()
+    assert len(a) == len(b) == 8 and a == b

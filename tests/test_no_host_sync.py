@@ -111,3 +111,44 @@ def test_mixmim_train_step_has_no_host_sync():
     model.init_weights()
     data = dict(inputs=torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8), data_samples=None)
     assert _count_syncs(model, _optim_wrapper(model), data) == []
+
+
+class _CountPerIteration:
+    """A hook that counts host syncs from the last ``before_train_iter`` hook to the last ``after_train_iter`` hook,
+    i.e. over ``train_step`` and every other hook of the iteration."""
+
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.per_iteration: dict[int, list[str]] = {}
+        self._modes = None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self._modes = (_Function(set()), _Dispatch(set()))
+        for mode in self._modes:
+            mode.__enter__()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for mode in reversed(self._modes):
+            mode.__exit__(None, None, None)
+        self.per_iteration[runner.iter + 1] = self._modes[0].calls + self._modes[1].calls
+
+
+def test_runner_iterations_sync_only_when_the_logger_logs(tmp_path):
+    """A whole training iteration in mmengine's Runner with the default hooks and the NaN guard: no host sync, except
+    at the iterations where the LoggerHook logs (every 4th here), where the losses and verdicts are read in one go."""
+    from mmengine.hooks import Hook
+
+    from mimlab.engine.hooks import NonFiniteGuardHook
+    from tests.test_guard_and_checkpoints import demo_runner
+
+    counter = type('Counter', (_CountPerIteration, Hook), {})()
+    guard = NonFiniteGuardHook()
+    runner = demo_runner(tmp_path, guard, counter, epochs=2, **{'default_hooks.logger.interval': 4})
+    torch.set_num_threads(1)
+    runner.train()
+    assert guard.deferred
+    quiet = {i: calls for i, calls in counter.per_iteration.items() if i % 4}
+    assert len(quiet) == 6 and all(calls == [] for calls in quiet.values()), quiet
+    for i in (4, 8):  # the read: one .tolist() each for the losses and for the guard's verdicts
+        assert counter.per_iteration[i].count('tolist') == 2, counter.per_iteration[i]

@@ -9,3 +9,6 @@ __all__ += ['SkippedImagesHook']
 from .preemption import PreemptionHook  # noqa: E402
 
 __all__ += ['PreemptionHook']
+from .runtime_info import RuntimeInfoHook  # noqa: E402
+
+__all__ += ['RuntimeInfoHook']

@@ -15,10 +15,16 @@ Why a hook that takes over the optim wrapper's ``update_params`` rather than an 
 has to sit between ``backward`` and ``step``, for every wrapper type a config may resolve to (``OptimWrapper``,
 ``AmpOptimWrapper``, after :func:`mimlab.engine.resolve_amp`), and a rollback needs the runner (work dir, logger).
 
-Cost: one fused norm over the gradients (``torch._foreach_norm``) and one host sync per update to read the verdict
-and the norm together (plus one scalar all-reduce when distributed, so that all ranks skip together). fp16 training
-pays the same sync already (``GradScaler.step`` reads its inf flag); measured numbers are in
-``docs/running_at_scale.md``.
+Cost: one fused norm over the gradients (``torch._foreach_norm``), plus one scalar all-reduce when distributed so
+that all ranks skip together. With a fused optimizer (the default: mimlab's constructor picks fused AdamW) and no fp16
+loss scaling, the verdict never leaves the device: it is handed to the fused kernel as ``found_inf`` (the mechanism
+``GradScaler`` uses), which leaves parameters and optimizer state untouched on a bad step, and the verdicts, losses
+and norms are read in one go when the ``LoggerHook`` logs (:mod:`mimlab.engine.hooks.deferred`), so the step has no
+host sync. Warnings, the skip count, ``grad_norm`` and a raise or rollback then come at that point, up to one logging
+interval after the iterations they name (the bad updates themselves are skipped at once).
+``clip_grad=dict(max_norm=...)`` is applied on the device in that mode (what ``clip_grad_norm_`` computes, from the
+same norm). Other optimizers and fp16 with loss scaling read the verdict every step (one host sync;
+``GradScaler.step`` pays it anyway). Measured numbers are in ``docs/running_at_scale.md``.
 """
 
 import os.path as osp
@@ -32,6 +38,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mimlab.engine.hooks.train_state import strip_wrapper_prefixes
 from mimlab.registry import HOOKS
 from mimlab.utils.checkpoint import load_checkpoint_weights_only
+
+from .deferred import log_due, logging_interval
 
 __all__ = ['NonFiniteGuardHook', 'total_grad_norm']
 
@@ -68,6 +76,9 @@ class NonFiniteGuardHook(Hook):
         self.skipped = 0  # in this run
         self.consecutive: list[int] = []  # iterations of the current streak
         self.rollbacks = 0
+        self.deferred = False  # verdicts stay on the device until the logging interval (see the module docstring)
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (iteration, [loss, norm, loss_ok, grad_ok])
+        self._interval = 1
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
@@ -77,25 +88,114 @@ class NonFiniteGuardHook(Hook):
             )
             return
 
+        self.deferred = _can_defer(wrapper)
+        self._pending = []
+        self._interval = logging_interval(runner)
+
         def update_params(loss, step_kwargs=None, zero_kwargs=None):
             # OptimWrapper.update_params with the check between backward and step
             wrapper.backward(wrapper.scale_loss(loss))
             if wrapper.should_update():
-                self._step_if_finite(runner, wrapper, loss, step_kwargs or {})
+                if self.deferred:
+                    self._step_on_device(runner, wrapper, loss, step_kwargs or {})
+                else:
+                    self._step_if_finite(runner, wrapper, loss, step_kwargs or {})
                 wrapper.zero_grad(**(zero_kwargs or {}))
 
         wrapper.update_params = update_params
 
-    def _step_if_finite(self, runner, wrapper, loss: torch.Tensor, step_kwargs: dict) -> None:
+    def _verdict(self, wrapper, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, total gradient norm, [loss finite, norm finite] agreed by all ranks), all on the device."""
         scaler = getattr(wrapper, 'loss_scaler', None)
-        scaling = scaler is not None and scaler.is_enabled()
         norm = total_grad_norm(wrapper.optimizer)  # of the scaled gradients under fp16 loss scaling
-        if scaling:
+        if scaler is not None and scaler.is_enabled():
             norm = norm / scaler._get_scale_async().float()  # inf stays inf
         loss = loss.detach().float().to(norm.device)
         ok = torch.stack([torch.isfinite(loss), torch.isfinite(norm)]).float()
         if get_world_size() > 1:
             all_reduce(ok, op='min')  # a NaN on one rank skips the update on all
+        return loss, norm, ok
+
+    def _step_on_device(self, runner, wrapper, loss: torch.Tensor, step_kwargs: dict) -> None:
+        """The sync-free update: the fused optimizer skips it on the device when the verdict is bad."""
+        loss, norm, ok = self._verdict(wrapper, loss)
+        optimizer = wrapper.optimizer
+        if wrapper.clip_grad_kwargs:  # clip_grad_norm_'s arithmetic, from the norm already computed
+            grads = [p.grad for g in optimizer.param_groups for p in g['params'] if p.grad is not None]
+            if grads:
+                coef = torch.clamp(wrapper.clip_grad_kwargs['max_norm'] / (norm + 1e-6), max=1.0)
+                torch._foreach_mul_(grads, coef.to(grads[0].dtype))
+        optimizer.found_inf = 1.0 - ok.min()  # 0-d; 1.0 -> the fused kernel leaves everything as it was
+        try:
+            optimizer.step(**step_kwargs)
+        finally:
+            del optimizer.found_inf
+        self._pending.append((runner.iter + 1, torch.cat([loss[None], norm[None], ok])))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._pending and log_due(runner, batch_idx, self._interval):
+            self.flush(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self.flush(runner)
+
+    def after_train(self, runner) -> None:
+        self.flush(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.flush(runner)
+
+    def flush(self, runner) -> None:
+        """Read the pending verdicts (one host sync) and act on them in iteration order: log, count, raise or roll
+        back. After a rollback the remaining verdicts (steps of the rolled-back weights, all skipped on the device)
+        are counted but start no new streak."""
+        if not self._pending:
+            return
+        iterations = [i for i, _ in self._pending]
+        values = torch.cat([t for _, t in self._pending]).tolist()  # the one sync: 4 values per iteration
+        self._pending = []
+        rolled_back = False
+        for k, iteration in enumerate(iterations):
+            loss_value, norm_value, loss_ok, grad_ok = values[4 * k : 4 * k + 4]
+            if loss_ok and grad_ok:
+                self.consecutive = []
+                runner.message_hub.update_scalar('train/grad_norm', norm_value)
+                runner.message_hub.update_scalar('train/nonfinite_skips', self.skipped)
+                continue
+            self.skipped += 1
+            runner.message_hub.update_scalar('train/nonfinite_skips', self.skipped)
+            if rolled_back:
+                continue
+            self.consecutive.append(iteration)
+            self._warn(runner, iteration, loss_ok, grad_ok, loss_value, norm_value)
+            if len(self.consecutive) >= self.max_consecutive:
+                self._on_streak(runner, runner.optim_wrapper, iteration)
+                rolled_back = True
+
+    def _warn(self, runner, iteration: int, loss_ok, grad_ok, loss_value, norm_value) -> None:
+        what = ' and '.join(n for n, good in (('loss', loss_ok), ('gradient norm', grad_ok)) if not good)
+        runner.logger.warning(
+            f'iteration {iteration}: non-finite {what} (loss={loss_value}, grad_norm={norm_value}); update skipped '
+            f'({len(self.consecutive)} in a row, {self.skipped} in this run)'
+        )
+
+    def _on_streak(self, runner, wrapper, iteration: int) -> None:
+        """``max_consecutive`` bad updates in a row: raise, or roll back (at most ``max_rollbacks`` times)."""
+        streak = f'iterations {self.consecutive[0]}-{self.consecutive[-1]}'
+        if self.on_repeated == 'raise' or self.rollbacks >= self.max_rollbacks:
+            extra = f' after {self.rollbacks} rollbacks' if self.rollbacks else ''
+            raise RuntimeError(
+                f'iteration {iteration}: {len(self.consecutive)} non-finite updates in a row ({streak}){extra}. '
+                'See "Non-finite losses: the NaN playbook" in docs/running_at_scale.md (bf16, clip_grad, lower lr, '
+                "NonFiniteGuardHook(on_repeated='rollback'))."
+            )
+        self._rollback(runner, wrapper, iteration, streak)
+
+    def _step_if_finite(self, runner, wrapper, loss: torch.Tensor, step_kwargs: dict) -> None:
+        """The synchronous update: read the verdict now (other optimizers, fp16 loss scaling)."""
+        scaler = getattr(wrapper, 'loss_scaler', None)
+        scaling = scaler is not None and scaler.is_enabled()
+        loss, norm, ok = self._verdict(wrapper, loss)
         loss_value, norm_value, loss_ok, grad_ok = torch.cat([loss[None], norm[None], ok]).tolist()  # the sync
         if loss_ok and grad_ok:
             wrapper.step(**step_kwargs)
@@ -114,22 +214,9 @@ class NonFiniteGuardHook(Hook):
         self.skipped += 1
         self.consecutive.append(iteration)
         runner.message_hub.update_scalar('train/nonfinite_skips', self.skipped)
-        what = ' and '.join(n for n, good in (('loss', loss_ok), ('gradient norm', grad_ok)) if not good)
-        runner.logger.warning(
-            f'iteration {iteration}: non-finite {what} (loss={loss_value}, grad_norm={norm_value}); update skipped '
-            f'({len(self.consecutive)} in a row, {self.skipped} in this run)'
-        )
-        if len(self.consecutive) < self.max_consecutive:
-            return
-        streak = f'iterations {self.consecutive[0]}-{self.consecutive[-1]}'
-        if self.on_repeated == 'raise' or self.rollbacks >= self.max_rollbacks:
-            extra = f' after {self.rollbacks} rollbacks' if self.rollbacks else ''
-            raise RuntimeError(
-                f'iteration {iteration}: {len(self.consecutive)} non-finite updates in a row ({streak}){extra}. '
-                'See "Non-finite losses: the NaN playbook" in docs/running_at_scale.md (bf16, clip_grad, lower lr, '
-                "NonFiniteGuardHook(on_repeated='rollback'))."
-            )
-        self._rollback(runner, wrapper, iteration, streak)
+        self._warn(runner, iteration, loss_ok, grad_ok, loss_value, norm_value)
+        if len(self.consecutive) >= self.max_consecutive:
+            self._on_streak(runner, wrapper, iteration)
 
     def _rollback(self, runner, wrapper, iteration: int, streak: str) -> None:
         pointer = osp.join(runner.work_dir, 'last_checkpoint')
@@ -159,3 +246,24 @@ class NonFiniteGuardHook(Hook):
             f'iteration {iteration}: non-finite updates in a row ({streak}); rolled back model and optimizer to '
             f'{path} (rollback {self.rollbacks} of at most {self.max_rollbacks})'
         )
+
+
+def _can_defer(wrapper) -> bool:
+    """Whether the update can be skipped on the device: a fused optimizer that takes ``found_inf`` (torch's fused
+    Adam, AdamW, SGD, Adagrad), no fp16 loss scaling, and no gradient clipping other than by the total 2-norm."""
+    scaler = getattr(wrapper, 'loss_scaler', None)
+    if scaler is not None and scaler.is_enabled():
+        return False
+    if not getattr(wrapper.optimizer, '_step_supports_amp_scaling', False):
+        return False
+    if wrapper.clip_grad_kwargs:
+        kwargs = dict(wrapper.clip_grad_kwargs)
+        if getattr(wrapper, 'clip_func', None) is not torch.nn.utils.clip_grad_norm_ or 'max_norm' not in kwargs:
+            return False
+        if float(kwargs.pop('norm_type', 2.0)) != 2.0 or kwargs.pop('error_if_nonfinite', False):
+            return False
+        kwargs.pop('max_norm')
+        kwargs.pop('foreach', None)
+        if kwargs:
+            return False
+    return True
