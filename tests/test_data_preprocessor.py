@@ -20,3 +20,23 @@ def test_list_input_is_stacked_and_mean_std_not_in_state_dict():
     out = pre(dict(inputs=imgs))['inputs']
     assert out.shape == (2, 3, 4, 4)
     assert len(pre.state_dict()) == 0
+
+
+def test_masks_move_to_the_device_in_one_copy():
+    """SimMIM/A2MIM masks: one stacked (B, h, w) copy, each sample's mask a view of it (not B pageable copies).
+    The CPU path is untouched; the 'meta' device stands in for CUDA (pinning is skipped off CUDA)."""
+    from mimlab.registry import MODELS
+    from mimlab.structures import DataSample
+
+    pre = MODELS.build(dict(type='MIMDataPreprocessor'))
+    masks = [torch.randint(0, 2, (6, 6)) for _ in range(3)]
+    batch = dict(
+        inputs=torch.zeros(3, 3, 24, 24, dtype=torch.uint8), data_samples=[DataSample().set_mask(m) for m in masks]
+    )
+    out = pre(batch, True)
+    assert all(torch.equal(s.mask, m) for s, m in zip(out['data_samples'], masks))
+    pre._device = torch.device('meta')
+    samples = [DataSample().set_mask(m) for m in masks]
+    pre._move_masks(samples)
+    bases = {id(s.mask._base) for s in samples}
+    assert all(s.mask.device.type == 'meta' and s.mask.shape == (6, 6) for s in samples) and len(bases) == 1

@@ -6,6 +6,7 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from mimlab.registry import MODELS
+from mimlab.structures import DataSample
 
 
 @MODELS.register_module()
@@ -45,9 +46,26 @@ class MIMDataPreprocessor(BaseDataPreprocessor):
         """Inverse of :meth:`normalize` up to the channel swap: float (B, 3, H, W) -> 0-255 RGB floats."""
         return inputs * self.std + self.mean
 
+    def _move_masks(self, samples) -> None:
+        """The per-sample masks (SimMIM, A2MIM) in one copy: stacked on the host, pinned when going to CUDA, copied
+        without blocking, each sample's ``mask`` then a view of the device batch. Moving them one by one (mmengine's
+        ``cast_data``) would issue B small copies from pageable memory, each of which can wait for the stream."""
+        if not samples or not all(isinstance(s, DataSample) and 'mask' in s for s in samples):
+            return
+        masks = [s.mask for s in samples]
+        if any(m.device == self.device for m in masks) or any(m.shape != masks[0].shape for m in masks):
+            return
+        batch = torch.stack(masks)  # B x (h, w) -> (B, h, w), on the host
+        if self.device.type == 'cuda':
+            batch = batch.pin_memory()  # torch's caching host allocator: reused blocks after the first batches
+        batch = batch.to(self.device, non_blocking=True)
+        for s, m in zip(samples, batch, strict=True):
+            s.mask = m
+
     def forward(self, data: dict, training: bool = False) -> dict:
         if not isinstance(data, dict) or 'inputs' not in data:
             raise TypeError('MIMDataPreprocessor expects a dict with "inputs" (collate with default_collate)')
+        self._move_masks(data.get('data_samples'))
         data = self.cast_data(data)
         inputs = data['inputs']
         if isinstance(inputs, (list, tuple)):  # pseudo_collate: a list of (3, H, W) images
