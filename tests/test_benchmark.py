@@ -175,3 +175,38 @@ def test_benchmark_tool_runs_the_gpu_input_path_on_the_cpu(tmp_path):
     res = _tool('benchmark').main([str(cfg), '--batch-size', '4', '--steps', '2', '--warmup', '1', '--data', 'files'])
     model = MODELS.build(Config.fromfile(DEMO).model)
     assert res['flops_per_image'] == mae_train_flops(model)['train_flops'] and res['images_per_s'] > 0
+
+
+@pytest.mark.parametrize(
+    'config, needs',
+    [
+        ('configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py', 'mask'),
+        ('configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py', 'gt_label'),
+    ],
+)
+def test_benchmark_tool_builds_masks_and_labels_from_the_config(config, needs):
+    """SimMIM-style models get masks from the pipeline's mask generator, classifiers random labels; the image size
+    comes from the pipeline. The CNN runs channels_last on request."""
+    from mimlab.utils.benchmark import synthetic_batch_for
+
+    cfg = Config.fromfile(str(ROOT / config))
+    model = MODELS.build(cfg.model)
+    batch = synthetic_batch_for(cfg, model, 4)
+    size = 64 if 'a2mim' in config else 32
+    assert batch['inputs'].shape == (4, 3, size, size) and all(needs in s for s in batch['data_samples'])
+    extra = ['--channels-last', 'on'] if 'a2mim' in config else []
+    res = _tool('benchmark').main([str(ROOT / config), '--batch-size', '4', '--steps', '1', '--warmup', '1', *extra])
+    assert res['flops_per_image'] > 0 and 0 < res['mfu'] < 1 and res['channels_last'] == bool(extra)
+
+
+@pytest.mark.parametrize('groups', [1, 4, 16])
+def test_conv_backward_flops_count_groups(groups):
+    """Input and weight gradients each cost one forward, grouped (depthwise) convolutions included."""
+    from mimlab.utils.benchmark import count_train_flops
+
+    conv = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=groups)
+    x = torch.randn(2, 16, 20, 20, requires_grad=True)
+    forward = 2 * 2 * 10 * 10 * 32 * (16 // groups) * 3 * 3
+    assert count_train_flops(lambda: conv(x).sum()) == 3 * forward
+    x.requires_grad_(False)
+    assert count_train_flops(lambda: conv(x).sum()) == 2 * forward

@@ -82,3 +82,6 @@ auto_scale_lr = dict(base_batch_size=2048)
 
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
 resume = True
+
+# CNN: weights and batches in channels_last memory format on GPUs (cuDNN's NHWC kernels; mimlab/engine/hooks)
+custom_hooks = [dict(type='ChannelsLastHook')]

@@ -22,6 +22,8 @@ class MIMDataPreprocessor(BaseDataPreprocessor):
         std: Per-channel std in 0-255 units.
         to_rgb: Swap BGR (cv2/mmcv decoding order) to RGB before normalising.
         non_blocking: Asynchronous host-to-device copies (use with pinned memory).
+        channels_last: Emit the batch in ``torch.channels_last`` memory format (for CNNs; ``ChannelsLastHook`` sets
+            it together with the model's weights).
     """
 
     def __init__(
@@ -30,14 +32,18 @@ class MIMDataPreprocessor(BaseDataPreprocessor):
         std: Sequence[float] = (58.395, 57.12, 57.375),
         to_rgb: bool = True,
         non_blocking: bool = True,
+        channels_last: bool = False,
     ):
         super().__init__(non_blocking=non_blocking)
+        self.channels_last = channels_last
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.to_rgb = to_rgb
 
     def normalize(self, inputs: torch.Tensor) -> torch.Tensor:
         """uint8/float (B, 3, H, W) in the loader's channel order -> normalised float32 (B, 3, H, W)."""
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)  # on uint8: the cheap place; ops keep it
         if self.to_rgb:
             inputs = inputs.flip(1)  # BGR -> RGB: (B, 3, H, W) with channels reversed
         return (inputs.float() - self.mean) / self.std

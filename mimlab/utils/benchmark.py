@@ -39,10 +39,22 @@ def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape,
     return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
-# torch 2.11's counter knows the CUDA attention kernels but not the CPU one, which would silently drop attention.
-CPU_SDPA_FLOPS = {
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """Each requested gradient of a convolution costs what its forward costs: ``2 B prod(out spatial) prod(w)``,
+    with ``w = (C_out, C_in / groups, k...)`` so groups count. torch 2.11's formula drops ``groups`` for the weight
+    gradient and counts a depthwise conv's weight gradient C times too high (ConvNeXt: ~3x the real step)."""
+    transposed, output_mask = args[4], args[7]
+    spatial = (x_shape if transposed else grad_out_shape)[2:]
+    forward = 2 * x_shape[0] * math.prod(spatial) * math.prod(w_shape)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+# torch 2.11's counter knows the CUDA attention kernels but not the CPU one, which would silently drop attention;
+# its convolution-backward formula ignores groups (above).
+EXTRA_FLOP_FORMULAS = {
     _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop,
     _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flop,
+    _aten.convolution_backward: _conv_backward_flop,
 }
 
 
@@ -52,7 +64,7 @@ def count_train_flops(step: Callable[[], torch.Tensor]) -> int:
     Counts matmuls, convolutions and attention (GPU and CPU kernels); elementwise ops, norms and the optimizer are
     not counted, as in every MFU convention.
     """
-    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FLOPS) as counter:
+    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
         step().backward()
     return counter.get_total_flops()
 
@@ -267,6 +279,77 @@ def build_mmpretrain_reference(model: nn.Module) -> nn.Module:
     return builders[type(model).__name__](model)
 
 
+def _train_image_size(cfg, model: nn.Module) -> tuple[int, int]:
+    """(H, W) of the training images: the train pipeline's crop/resize ``scale`` (or a mask generator's
+    ``input_size``), else the ViT's patch grid, else 224."""
+    pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
+    for t in pipeline:
+        size = t.get('scale', t.get('input_size')) if isinstance(t, dict) else None
+        if isinstance(size, int):
+            return size, size
+        if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, int) for v in size):
+            return int(size[1]), int(size[0])  # mmcv's scale is (w, h)
+    bb = getattr(model, 'backbone', None)
+    if hasattr(bb, 'patch_resolution') and hasattr(bb, 'patch_size'):
+        return bb.patch_resolution[0] * bb.patch_size, bb.patch_resolution[1] * bb.patch_size
+    return 224, 224
+
+
+def synthetic_batch_for(cfg, model: nn.Module, batch_size: int, seed: int = 0) -> dict:
+    """A synthetic uint8 batch for ``cfg``'s model: images at the train pipeline's size, per-sample masks drawn by the
+    pipeline's mask generator (SimMIM, A2MIM), random labels for classifiers; ``data_samples=None`` when the model
+    needs none (MAE, MixMIM)."""
+    from mimlab.registry import TRANSFORMS
+    from mimlab.structures import DataSample
+
+    h, w = _train_image_size(cfg, model)
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, 256, (batch_size, 3, h, w), dtype=torch.uint8, generator=g)
+    pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
+    mask_gens = [
+        TRANSFORMS.build(copy.deepcopy(t)) for t in pipeline if str(t.get('type', '')).endswith('MaskGenerator')
+    ]
+    head = (cfg.model.get('head') or {}) if isinstance(cfg.model, dict) else {}
+    num_classes = head.get('num_classes') if isinstance(head, dict) else None
+    if not mask_gens and not num_classes:
+        return dict(inputs=inputs, data_samples=None)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    samples = []
+    for _ in range(batch_size):
+        sample = DataSample()
+        results = dict(img=np.zeros((h, w, 3), np.uint8), img_shape=(h, w))
+        for gen in mask_gens:
+            results = gen(results)
+        if 'mask' in results:
+            sample.set_mask(results['mask'])
+        if num_classes:
+            sample.set_gt_label(int(torch.randint(0, int(num_classes), (), generator=g)))
+        samples.append(sample)
+    np.random.set_state(state)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _without_pretrained(cfg):
+    """A copy of a model config without ``init_cfg=dict(type='Pretrained', ...)`` (speed needs no weights)."""
+    if isinstance(cfg, dict):
+        out = {}
+        for k, v in cfg.items():
+            if k == 'init_cfg' and isinstance(v, dict) and v.get('type') == 'Pretrained':
+                continue
+            out[k] = _without_pretrained(v)
+        return out
+    if isinstance(cfg, list):
+        return [_without_pretrained(v) for v in cfg]
+    return cfg
+
+
+def _total_loss(losses: dict) -> torch.Tensor:
+    """The sum of a loss dict's ``loss*`` entries, as mmengine's ``parse_losses``."""
+    total = [v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k]
+    return sum(total)
+
+
 def synthetic_batch(batch_size: int, img_size: int, seed: int = 0) -> dict:
     """A uint8 (B, 3, H, W) batch as ``default_collate`` gives it, without samples (MIM losses need none)."""
     g = torch.Generator().manual_seed(seed)
@@ -369,6 +452,7 @@ def benchmark_training(
     reference: str | None = None,
     device: str | None = None,
     count_flops: bool = True,
+    channels_last: bool | None = None,
 ) -> dict:
     """Benchmark ``cfg``'s training step.
 
@@ -384,6 +468,8 @@ def benchmark_training(
         reference: 'mmpretrain' to time the same MAE or MixMIM in mmpretrain 1.2.0 on the same synthetic batch.
         device: 'cuda' or 'cpu'; CUDA when available by default.
         count_flops: Count FLOPs per image (one extra fwd + bwd).
+        channels_last: Run the model in channels_last format (``to_channels_last``); None: as the config's
+            ``ChannelsLastHook`` would (on CUDA, or with ``on_cpu=True``).
 
     Returns:
         A dict: ``images_per_s``, ``step_time``, ``data_wait_fraction``, ``flops_per_image``, ``peak_flops``,
@@ -395,19 +481,25 @@ def benchmark_training(
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     loader_cfg = cfg.get('train_dataloader') or {}
     bs = int(batch_size or loader_cfg.get('batch_size', 8))
-    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg = _without_pretrained(copy.deepcopy(cfg.model))
     if cfg.get('data_preprocessor') is not None:  # what mmengine's Runner does with a top-level preprocessor
         model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(model_cfg)
     model.init_weights()
+    if channels_last is None:  # as the hook would do in a run
+        hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'ChannelsLastHook']
+        channels_last = bool(hooks) and (dev.type == 'cuda' or bool(hooks[0].get('on_cpu', False)))
+    if channels_last:
+        from mimlab.engine.hooks import to_channels_last
+
+        to_channels_last(model)
     model.to(dev).train()
-    img_size = model.backbone.patch_resolution[0] * model.backbone.patch_size
     optim_wrapper = _optim_wrapper(model, cfg.optim_wrapper, amp, dev)
     if compile:
         # compile the loss only: model.state_dict() keeps its keys (no `_orig_mod.` prefix in checkpoints)
         model.loss = torch.compile(model.loss)
 
-    synthetic = synthetic_batch(bs, img_size)
+    synthetic = synthetic_batch_for(cfg, model, bs)
     if data == 'synthetic':
         batches = _repeat(synthetic)
         first = synthetic
@@ -417,12 +509,20 @@ def benchmark_training(
     else:
         raise ValueError(f'data must be "synthetic" or "files", got {data!r}')
 
-    result = dict(batch_size=bs, device=str(dev), torch=torch.__version__, amp=amp, compile=compile, data=data)
+    result = dict(
+        batch_size=bs,
+        device=str(dev),
+        torch=torch.__version__,
+        amp=amp,
+        compile=compile,
+        data=data,
+        channels_last=bool(channels_last),
+    )
     if count_flops:
         flop_model = model.loss._torchdynamo_orig_callable if compile else model.loss
-        inputs = model.data_preprocessor(copy.copy(first), True)['inputs']
+        pre = model.data_preprocessor(copy.copy(first), True)
         with _cpu_autocast(amp, dev):
-            flops = count_train_flops(lambda: flop_model(inputs, None)['loss'])
+            flops = count_train_flops(lambda: _total_loss(flop_model(pre['inputs'], pre['data_samples'])))
         model.zero_grad(set_to_none=True)
         result['flops_per_image'] = flops / bs
     ref = None
@@ -495,14 +595,14 @@ def format_training(result: dict) -> str:
     """The report ``tools/analysis_tools/benchmark.py`` prints."""
     lines = [
         f'device {result["device"]}, torch {result["torch"]}, batch {result["batch_size"]}, amp {result["amp"]}, '
-        f'compile {result["compile"]}, data {result["data"]}',
+        f'compile {result["compile"]}, data {result["data"]}, channels_last {result.get("channels_last", False)}',
         f'images/s            {result["images_per_s"]:.1f}',
         f'step time (median)  {result["step_time"] * 1e3:.1f} ms',
         f'data-wait fraction  {result["data_wait_fraction"]:.3f}',
     ]
     if 'flops_per_image' in result:
         lines += [
-            f'model FLOPs/image   {result["flops_per_image"] / 1e9:.3f} GFLOP (fwd+bwd, masked workload)',
+            f'model FLOPs/image   {result["flops_per_image"] / 1e9:.3f} GFLOP (fwd+bwd, the workload that runs)',
             f'matmul peak         {result["peak_flops"] / 1e12:.2f} TFLOP/s (measured)',
             f'MFU                 {100 * result["mfu"]:.1f} %',
         ]

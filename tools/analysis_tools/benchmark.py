@@ -23,6 +23,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--data', choices=('synthetic', 'files'), default='synthetic', help='batch source')
     parser.add_argument('--reference', choices=('mmpretrain',), help='also time mmpretrain 1.2.0 on the same model')
     parser.add_argument('--device', choices=('cuda', 'cpu'), help='default: cuda when available')
+    parser.add_argument(
+        '--channels-last',
+        choices=('on', 'off'),
+        help="CNNs in channels_last memory format (default: on when the config's custom_hooks hold a ChannelsLastHook)",
+    )
     parser.add_argument('--json', help='write the results to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
     return parser.parse_args(argv)
@@ -51,6 +56,7 @@ def main(argv=None) -> dict:
         data=args.data,
         reference=args.reference,
         device=args.device,
+        channels_last=None if args.channels_last is None else args.channels_last == 'on',
     )
     print(format_training(result))
     if args.json:

@@ -12,3 +12,6 @@ __all__ += ['PreemptionHook']
 from .runtime_info import RuntimeInfoHook  # noqa: E402
 
 __all__ += ['RuntimeInfoHook']
+from .channels_last import ChannelsLastHook, to_channels_last  # noqa: E402
+
+__all__ += ['ChannelsLastHook', 'to_channels_last']
