@@ -84,6 +84,7 @@ def test_benchmark_tool_on_the_demo_config(tmp_path):
     assert res['images_per_s'] == pytest.approx(4 / res['step_time'])
     assert 0 <= res['data_wait_fraction'] < 0.5  # one reused batch: nothing to wait for
     assert 0 < res['mfu'] < 1 and res['peak_memory_mb'] > 0 and len(res['step_times']) == 2
+    assert res['reference_peak_memory_mb'] > 0
     assert res['reference_images_per_s'] > 0 and res['speed_ratio'] > 0
     assert json.loads(out.read_text())['batch_size'] == 4
 

@@ -538,12 +538,16 @@ def benchmark_training(
         timing = time_train_steps(model, optim_wrapper, batches, steps, warmup, dev, amp)
     else:
         # alternate one step of each, so load from other processes on a shared machine hits both alike
-        ours, theirs, peak = [], [], 0.0
+        ours, theirs, peak, ref_peak = [], [], 0.0, 0.0
         for _ in range(warmup + steps):
+            before = _allocated_mb(dev)
             reset_peak_memory(dev)
             ours.append(time_train_steps(model, optim_wrapper, batches, 1, 0, dev, amp))
-            peak = max(peak, peak_memory_mb(dev))  # CUDA: ours alone (CPU: the process's lifetime peak)
+            peak = max(peak, _own_peak_mb(dev, before, model, optim_wrapper))
+            before = _allocated_mb(dev)
+            reset_peak_memory(dev)
             theirs.append(time_train_steps(ref, ref_wrapper, ref_batches, 1, 0, dev, amp))
+            ref_peak = max(ref_peak, _own_peak_mb(dev, before, ref, ref_wrapper))
         ours, theirs = ours[warmup:], theirs[warmup:]
         timing = _merge(ours)
         ref_timing = _merge(theirs)
@@ -559,10 +563,32 @@ def benchmark_training(
         result['reference_step_time'] = ref_timing['step_time']
         result['reference_step_times'] = ref_timing['step_times']
         result['reference_images_per_s'] = bs / ref_timing['step_time']
+        result['reference_peak_memory_mb'] = ref_peak
         if data == 'synthetic':
             # the model alone on both sides: same batch, same initial weights, same optimizer settings
             result['speed_ratio'] = ref_timing['step_time'] / timing['step_time']
     return result
+
+
+def _allocated_mb(device: torch.device) -> float:
+    return torch.cuda.memory_allocated(device) / 2**20 if device.type == 'cuda' else 0.0
+
+
+def _static_mb(model: nn.Module, optim_wrapper) -> float:
+    """Parameters, buffers and optimizer state of one model (held between steps)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    for state in optim_wrapper.optimizer.state.values():
+        tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def _own_peak_mb(device: torch.device, before_mb: float, model: nn.Module, optim_wrapper) -> float:
+    """Peak memory of one model's step as if it were alone on the device: CUDA: what the step allocated on top of
+    what was held before it (both models' weights and states), plus this model's own weights and states; CPU: the
+    process's peak RSS (both models together)."""
+    if device.type != 'cuda':
+        return peak_memory_mb(device)
+    return peak_memory_mb(device) - before_mb + _static_mb(model, optim_wrapper)
 
 
 def _merge(timings: list[dict]) -> dict:
@@ -610,7 +636,8 @@ def format_training(result: dict) -> str:
     if 'reference' in result:
         lines.append(
             f'mmpretrain 1.2.0    {result["reference_images_per_s"]:.1f} images/s, '
-            f'step {result["reference_step_time"] * 1e3:.1f} ms'
+            f'step {result["reference_step_time"] * 1e3:.1f} ms, '
+            f'peak memory {result["reference_peak_memory_mb"]:.0f} MiB'
         )
         if 'speed_ratio' in result:
             lines.append(f'speed ratio         {result["speed_ratio"]:.3f} (mimlab images/s / mmpretrain images/s)')
