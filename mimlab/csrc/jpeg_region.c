@@ -93,8 +93,7 @@ static PyObject *header(PyObject *self, PyObject *args) {
     jpeg_read_header(&cinfo, TRUE);
     int orientation = 1;
     for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != NULL; m = m->next) {
-        if (m->marker == JPEG_APP0 + 1 && memcmp(m->data, "Exif", m->data_length < 4 ? m->data_length : 4) == 0 &&
-            m->data_length >= 4) {
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
             orientation = exif_orientation(m->data, m->data_length);
             break;
         }
@@ -189,8 +188,7 @@ static PyObject *decode_region(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"decode_region", decode_region, METH_VARARGS,
      "decode_region(data, scale, y1, x1, y2, x2) -> (bytearray, rows, cols, dx, width): BGR uint8 pixels of a "
-     "JPEG "
-     "region at 1/scale."},
+     "JPEG region at 1/scale."},
     {"header", header, METH_VARARGS,
      "header(data) -> (height, width, orientation): the size and EXIF orientation (1 when absent) of a JPEG."},
     {NULL, NULL, 0, NULL},

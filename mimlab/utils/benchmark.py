@@ -344,19 +344,6 @@ def _without_pretrained(cfg):
     return cfg
 
 
-def _total_loss(losses: dict) -> torch.Tensor:
-    """The sum of a loss dict's ``loss*`` entries, as mmengine's ``parse_losses``."""
-    total = [v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k]
-    return sum(total)
-
-
-def synthetic_batch(batch_size: int, img_size: int, seed: int = 0) -> dict:
-    """A uint8 (B, 3, H, W) batch as ``default_collate`` gives it, without samples (MIM losses need none)."""
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, 256, (batch_size, 3, img_size, img_size), dtype=torch.uint8, generator=g)
-    return dict(inputs=inputs, data_samples=None)
-
-
 # mmpretrain 1.2.0's MAE recipe: mmengine's default constructor (no fused kernel) with these exemptions
 _MMPRETRAIN_PARAMWISE = dict(
     custom_keys={
@@ -522,7 +509,7 @@ def benchmark_training(
         flop_model = model.loss._torchdynamo_orig_callable if compile else model.loss
         pre = model.data_preprocessor(copy.copy(first), True)
         with _cpu_autocast(amp, dev):
-            flops = count_train_flops(lambda: _total_loss(flop_model(pre['inputs'], pre['data_samples'])))
+            flops = count_train_flops(lambda: model.parse_losses(flop_model(pre['inputs'], pre['data_samples']))[0])
         model.zero_grad(set_to_none=True)
         result['flops_per_image'] = flops / bs
     ref = None
