@@ -37,6 +37,10 @@ def test_tiny_mae_flops_equal_the_hand_formula():
     enc = 2 * (5 * (4 * 32 * 32 + 2 * 32 * 64) + 2 * 25 * 32)
     dec = 2 * (17 * (4 * 16 * 16 + 2 * 16 * 64) + 2 * 17 * 17 * 16)
     assert hand['forward_macs'] == 16 * 192 * 32 + enc + 5 * 32 * 16 + dec + 17 * 16 * 192
+    # executed: 4 visible patches embedded; last decoder block with the 12 masked queries, 17 keys/values
+    last = 17 * 2 * 16 * 16 + 12 * (2 * 16 * 16 + 2 * 16 * 64) + 2 * 12 * 17 * 16
+    dec_ex = 17 * (4 * 16 * 16 + 2 * 16 * 64) + 2 * 17 * 17 * 16 + last
+    assert hand['executed_forward_macs'] == 4 * 192 * 32 + enc + 5 * 32 * 16 + dec_ex + 12 * 16 * 192
     assert _counted_per_image(model, 2, 32) == hand['train_flops']
 
 
@@ -48,9 +52,10 @@ def test_mae_vit_b_flops_match_the_reference_figure():
     assert abs(hand['reference_train_flops'] / 1e9 - 58.7) < 0.05
     counted = _counted_per_image(model, 1, 224)
     assert counted == hand['train_flops']
-    # what runs differs from the 3x convention by +0.6%: attention backward recomputes the scores (+0.36 GFLOP),
-    # the patch conv needs no input gradient (-0.23 GFLOP)
-    assert abs(counted / hand['reference_train_flops'] - 1) < 0.01, counted / 1e9
+    # what runs is 2.1% below the 3x convention: the last decoder block and the prediction for the masked patches
+    # only (-1.4 GFLOP), the patch embedding of the visible ones only, without an input gradient (-0.58 GFLOP);
+    # the attention backward recomputes the scores (+0.36 GFLOP)
+    assert abs(counted / hand['reference_train_flops'] - 0.979) < 0.002, counted / 1e9
 
 
 def test_matmul_peak_is_positive_and_finite():

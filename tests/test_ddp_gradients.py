@@ -25,19 +25,19 @@ def batch_and_noise():
 def grads_of(model, images, noise) -> dict:
     """Gradients of MAE's loss with the mask drawn from ``noise`` instead of the global RNG.
 
-    The only randomness in this model is MAE's mask: ``random_masking`` makes one ``torch.rand(B, L)`` per forward,
+    The only randomness in this model is MAE's mask: ``random_mask_ids`` makes one ``torch.rand(B, L)`` per forward,
     so B rows on a rank would not be the same as rows [r*B, (r+1)*B) of a 2B draw. Feeding the same noise rows to
-    ``torch.rand`` inside the real ``random_masking`` gives every sample the same mask in both set-ups. Drop path
+    ``torch.rand`` inside the real ``random_mask_ids`` gives every sample the same mask in both set-ups. Drop path
     and dropout are 0 in the 'test' arch. With a fixed mask ratio every sample has the same number of masked
     patches, so the loss over 2B samples is the mean of the two ranks' losses, and DDP's gradient mean is exact.
     """
-    real_masking = mae_module.random_masking
+    real_masking = mae_module.random_mask_ids
 
-    def fixed_masking(x, ratio):
-        with mock.patch.object(torch, 'rand', lambda *size, **kw: noise.to(x.device)):
-            return real_masking(x, ratio)
+    def fixed_masking(batch, num_patches, ratio, device=None):
+        with mock.patch.object(torch, 'rand', lambda *size, **kw: noise.to(device)):
+            return real_masking(batch, num_patches, ratio, device)
 
-    with mock.patch.object(mae_module, 'random_masking', fixed_masking):
+    with mock.patch.object(mae_module, 'random_mask_ids', fixed_masking):
         loss = model(images, mode='loss')['loss']
     loss.backward()
     module = model.module if isinstance(model, DistributedDataParallel) else model

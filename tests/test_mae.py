@@ -96,6 +96,43 @@ def test_loss_counts_masked_patches_only():
     assert torch.allclose(model.head.loss(pred2, x, mask), expected)
 
 
+def _loss_and_grads(model, x, masked_only):
+    model.zero_grad(set_to_none=True)
+    model.head.loss_module.masked_only = masked_only  # False: decode and predict every patch, weight by the mask
+    torch.manual_seed(7)
+    loss = model.loss(x, None)['loss']
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_predicting_masked_patches_only_gives_the_full_loss_and_gradients():
+    # MAE.loss runs the decoder's last block, norm and prediction for the removed patches only; the visible
+    # patches' predictions never reach the loss, so the loss and every gradient equal the full computation's
+    model = tiny_mae(patch_size=4, decoder_depth=2).train()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    full_loss, full = _loss_and_grads(model, x, False)
+    loss, grads = _loss_and_grads(model, x, True)
+    assert torch.allclose(loss, full_loss, rtol=1e-6, atol=0)
+    assert grads.keys() == full.keys() and len(grads) == len(list(model.parameters())) - 2  # fixed pos tables
+    for name in full:
+        assert torch.allclose(grads[name], full[name], rtol=1e-4, atol=1e-7), name
+
+
+def test_patch_embedding_of_chosen_patches_equals_the_conv():
+    model = tiny_mae(patch_size=4)
+    pe = model.backbone.patch_embed
+    x = torch.randn(2, 3, 32, 32)
+    index = torch.tensor([[0, 5, 63, 17], [8, 9, 1, 40]])
+    full = torch.gather(pe(x)[0], 1, index.unsqueeze(-1).expand(-1, -1, 32))
+    assert torch.allclose(pe.forward_at(x, index), full, atol=1e-6)
+
+
+def test_masked_encoder_rejects_another_image_size():
+    model = tiny_mae(patch_size=4)
+    with pytest.raises(ValueError, match=r'\(8, 8\) patch grid, got \(32, 64\)'):
+        model.backbone.forward_masked(torch.randn(1, 3, 32, 64))
+
+
 def test_norm_pix_target_is_per_patch_standardised():
     model = tiny_mae(patch_size=4)
     x = torch.randn(2, 3, 32, 32) * 5 + 3

@@ -105,3 +105,25 @@ def test_registered_and_unknown_arch_error():
     assert MODELS.get('VisionTransformer') is VisionTransformer
     with pytest.raises(KeyError, match='unknown ViT arch'):
         VisionTransformer(arch='nope')
+
+
+@pytest.mark.parametrize('rel_pos', [False, True])
+def test_block_outputs_for_a_subset_of_queries(rel_pos):
+    # query_index: keys and values from every token, outputs (and their gradients) for the chosen ones only
+    from mimlab.models.layers import TransformerEncoderLayer, gather_tokens
+
+    torch.manual_seed(0)
+    block = TransformerEncoderLayer(32, 4, 64, rel_pos_grid=(3, 3) if rel_pos else None)
+    if rel_pos:
+        torch.nn.init.normal_(block.attn.relative_position_bias_table, std=0.5)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+    index = torch.tensor([[1, 4, 9], [0, 2, 3]])
+    full = gather_tokens(block(x), index)
+    sub = block(x, query_index=index)
+    assert sub.shape == (2, 3, 32)
+    assert torch.allclose(sub, full, atol=1e-6)
+    g = torch.randn_like(sub)
+    expected = torch.autograd.grad(full, [x, *block.parameters()], g)
+    got = torch.autograd.grad(sub, [x, *block.parameters()], g)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

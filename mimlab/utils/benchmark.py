@@ -77,24 +77,27 @@ def _block_macs(n: int, d: int, f: int) -> tuple[int, int]:
 def mae_train_flops(model: nn.Module, mask_ratio: float | None = None) -> dict[str, int]:
     """Hand count of an MAE's training FLOPs per image (``recipes_perf_users.md`` §2.1), split by what runs.
 
-    Forward MACs = patch embed (all L patches) + encoder blocks on ``1 + L_vis`` tokens + decoder embed + decoder
-    blocks on ``1 + L`` tokens + prediction on ``1 + L`` tokens. ``reference_train_flops`` is the reference's
-    convention, 2 FLOP/MAC x 3 (fwd + bwd) for everything: 58.7 GFLOP for ViT-B/16. ``train_flops`` is what the
-    step executes: the patch conv's input needs no gradient (backward = 1 matmul, not 2), and the fused attention
-    backward recomputes the scores (5 matmuls where the forward has 2).
+    ``forward_macs`` is the reference's forward: patch embed (all L patches) + encoder blocks on ``1 + L_vis``
+    tokens + decoder embed + decoder blocks on ``1 + L`` tokens + prediction on ``1 + L`` tokens;
+    ``reference_train_flops`` is its convention, 2 FLOP/MAC x 3 (fwd + bwd) for everything: 58.7 GFLOP for ViT-B/16.
+    ``train_flops`` is what mimlab's step executes: the patch embedding of the ``L_vis`` visible patches only, whose
+    input needs no gradient (backward = 1 matmul, not 2); the last decoder block's query, output projection and MLP
+    and the prediction layer for the ``M = L - L_vis`` masked patches only (keys and values still for all
+    ``1 + L``); the fused attention backward recomputing the scores (5 matmuls where the forward has 2).
 
     Args:
         model: A built :class:`~mimlab.models.algorithms.MAE` (or subclass with the same backbone/neck).
         mask_ratio: Overrides the backbone's.
 
     Returns:
-        Per image: the forward MACs of each part, ``attention_macs``, ``forward_macs``, ``reference_train_flops``
-        and ``train_flops``.
+        Per image: the reference's forward MACs of each part, ``attention_macs``, ``forward_macs``,
+        ``reference_train_flops``, ``executed_forward_macs`` and ``train_flops``.
     """
     bb, neck = model.backbone, model.neck
     ratio = bb.mask_ratio if mask_ratio is None else mask_ratio
     L = bb.patch_resolution[0] * bb.patch_resolution[1]
-    n_enc = 1 + int(L * (1 - ratio))
+    n_vis = int(L * (1 - ratio))
+    n_enc, m = 1 + n_vis, L - n_vis
     d = bb.embed_dims
     p_in = bb.patch_embed.projection.weight[0].numel()  # p * p * C
     dd = neck.decoder_embed.out_features
@@ -110,8 +113,22 @@ def mae_train_flops(model: nn.Module, mask_ratio: float | None = None) -> dict[s
     )
     attn = sum(b for _, b in enc + dec)
     fwd = sum(parts.values())
-    executed = 3 * (fwd - attn) - parts['patch_embed'] + attn * 7 // 2
-    return dict(parts, attention_macs=attn, forward_macs=fwd, reference_train_flops=6 * fwd, train_flops=2 * executed)
+    # what runs: the last decoder block with M queries (keys, values from 1 + L tokens), patches and prediction cut
+    f_last = neck.decoder_blocks[-1].ffn.layers[0][0].out_features
+    last_linear = (1 + L) * 2 * dd * dd + m * (2 * dd * dd + 2 * dd * f_last)
+    last_attn = 2 * m * (1 + L) * dd
+    ex_attn = attn - dec[-1][1] + last_attn
+    ex_linear = (fwd - attn) - parts['patch_embed'] - dec[-1][0] - parts['decoder_pred']
+    ex_linear += n_vis * p_in * d + last_linear + m * dd * out
+    executed = 3 * ex_linear - n_vis * p_in * d + ex_attn * 7 // 2
+    return dict(
+        parts,
+        attention_macs=attn,
+        forward_macs=fwd,
+        reference_train_flops=6 * fwd,
+        executed_forward_macs=ex_linear + ex_attn,
+        train_flops=2 * executed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- device measures

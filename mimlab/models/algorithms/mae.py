@@ -18,7 +18,7 @@ from torch import nn
 from mimlab.registry import MODELS
 
 from ..backbones.vit import VisionTransformer
-from ..layers import TransformerEncoderLayer, build_2d_sincos_position_embedding
+from ..layers import TransformerEncoderLayer, build_2d_sincos_position_embedding, gather_tokens
 from .base import BaseAlgorithm
 
 # ----------------------------------------------------------------------------------------------------------- mask
@@ -39,16 +39,33 @@ def random_masking(x: torch.Tensor, mask_ratio: float) -> tuple[torch.Tensor, to
         that puts shuffled tokens back in raster order.
     """
     B, L, D = x.shape
-    len_keep = int(L * (1 - mask_ratio))
-    noise = torch.rand(B, L, device=x.device)
+    ids_keep, mask, ids_restore = random_mask_ids(B, L, mask_ratio, x.device)
+    return gather_tokens(x, ids_keep), mask, ids_restore  # (B, L, D) -> (B, L_vis, D)
+
+
+def random_mask_ids(
+    batch: int, num_patches: int, mask_ratio: float, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The draw of :func:`random_masking` without the tokens (the same ``torch.rand`` call, so the same masks).
+
+    Returns:
+        ids_keep (B, L_vis) kept positions in draw order; mask (B, L) 1 = removed; ids_restore (B, L).
+    """
+    len_keep = int(num_patches * (1 - mask_ratio))
+    noise = torch.rand(batch, num_patches, device=device)
     ids_shuffle = torch.argsort(noise, dim=1)  # (B, L), ascending: kept patches first
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L)
     ids_keep = ids_shuffle[:, :len_keep]  # (B, L_vis)
-    x_vis = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, D))  # (B, L, D) -> (B, L_vis, D)
-    mask = torch.ones(B, L, device=x.device)
+    mask = torch.ones(batch, num_patches, device=device)
     mask[:, :len_keep] = 0
     mask = torch.gather(mask, 1, ids_restore)  # (B, L) in shuffled order -> raster order
-    return x_vis, mask, ids_restore
+    return ids_keep, mask, ids_restore
+
+
+def masked_index(ids_restore: torch.Tensor, len_keep: int) -> torch.Tensor:
+    """Positions (raster order, ascending) of the removed patches: (B, L) ``ids_restore`` -> (B, L - len_keep)."""
+    ids_shuffle = torch.argsort(ids_restore, dim=1)  # the inverse permutation: kept patches first
+    return torch.sort(ids_shuffle[:, len_keep:], dim=1).values
 
 
 # -------------------------------------------------------------------------------------------------------- encode
@@ -104,10 +121,19 @@ class MAEViT(VisionTransformer):
         Returns:
             latent (B, 1 + L_vis, D) after the final norm; mask (B, L); ids_restore (B, L).
         """
-        x, _ = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
-        x = x + self.pos_embed[:, 1:]
-        x, mask, ids_restore = random_masking(x, self.mask_ratio if mask_ratio is None else mask_ratio)
-        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        B, L = x.shape[0], self.pos_embed.shape[1] - 1
+        grid = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
+        if grid != tuple(self.patch_resolution):
+            raise ValueError(
+                f'MAEViT was built for a {self.patch_resolution} patch grid, got {tuple(x.shape[2:])} images ({grid})'
+            )
+        ids_keep, mask, ids_restore = random_mask_ids(
+            B, L, self.mask_ratio if mask_ratio is None else mask_ratio, x.device
+        )
+        # embed the visible patches only (the same values as embedding all, adding the table and gathering)
+        x = self.patch_embed.forward_at(x, ids_keep)  # (B, 3, H, W) -> (B, L_vis, D)
+        x = x + gather_tokens(self.pos_embed[:, 1:].expand(B, -1, -1), ids_keep)
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)
         x = torch.cat([cls, x], dim=1)  # (B, L_vis, D) -> (B, 1 + L_vis, D)
         for layer in self.layers:
             x = layer(x)
@@ -174,17 +200,26 @@ class MAEPretrainDecoder(nn.Module):
         self.apply(_init_mae_module)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        """Args: x latent (B, 1 + L_vis, D); ids_restore (B, L). Returns: prediction (B, L, P)."""
+    def forward(
+        self, x: torch.Tensor, ids_restore: torch.Tensor, pred_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Args: x latent (B, 1 + L_vis, D); ids_restore (B, L); pred_index (B, M) patch positions (raster order,
+        0-based) to predict, e.g. the masked ones: the last block, the norm and the prediction layer then run for
+        these M tokens only (the others cannot reach the output). Returns: prediction (B, L, P), or (B, M, P)."""
         x = self.decoder_embed(x)  # (B, 1 + L_vis, D) -> (B, 1 + L_vis, Dd)
         B, n_vis, Dd = x.shape
         L = ids_restore.shape[1]
         tokens = torch.cat([x[:, 1:], self.mask_token.expand(B, L + 1 - n_vis, -1)], dim=1)  # (B, L, Dd) shuffled
         tokens = torch.gather(tokens, 1, ids_restore.unsqueeze(-1).expand(-1, -1, Dd))  # -> raster order
         x = torch.cat([x[:, :1], tokens], dim=1) + self.decoder_pos_embed  # (B, 1 + L, Dd)
-        for block in self.decoder_blocks:
+        if pred_index is None:
+            for block in self.decoder_blocks:
+                x = block(x)
+            return self.decoder_pred(self.ln1(x))[:, 1:]  # (B, 1 + L, Dd) -> (B, L, P)
+        for block in self.decoder_blocks[:-1]:
             x = block(x)
-        return self.decoder_pred(self.ln1(x))[:, 1:]  # (B, 1 + L, Dd) -> (B, L, P)
+        x = self.decoder_blocks[-1](x, query_index=pred_index + 1)  # (B, 1 + L, Dd) -> (B, M, Dd); +1: cls first
+        return self.decoder_pred(self.ln1(x))  # (B, M, P)
 
     def no_weight_decay(self) -> set[str]:
         return {'mask_token', 'decoder_pos_embed'}
@@ -234,18 +269,26 @@ class MAEPretrainHead(nn.Module):
         self.in_channels = in_channels
         self.loss_module = MODELS.build(loss if loss is not None else dict(type='PixelReconstructionLoss'))
 
-    def construct_target(self, target: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, L, P), per-patch normalised when ``norm_pix``."""
+    def construct_target(self, target: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) -> (B, L, P), or (B, M, P) for the patches at ``index`` (B, M); per-patch normalised when
+        ``norm_pix``."""
         target = patchify(target, self.patch_size)
+        if index is not None:
+            target = gather_tokens(target, index)
         if self.norm_pix:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)  # unbiased, as the official code
             target = (target - mean) / (var + 1.0e-6) ** 0.5
         return target
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Args: pred (B, L, P); target image (B, C, H, W); mask (B, L), 1 = removed. Returns: scalar."""
-        return self.loss_module(pred, self.construct_target(target), mask)
+    def loss(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pred_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Args: pred (B, L, P), or (B, M, P) for the patches at ``pred_index`` (B, M); target image (B, C, H, W);
+        mask (B, L), 1 = removed. Returns: scalar."""
+        if pred_index is None:
+            return self.loss_module(pred, self.construct_target(target), mask)
+        return self.loss_module(pred, self.construct_target(target, pred_index), torch.gather(mask, 1, pred_index))
 
 
 # ----------------------------------------------------------------------------------------------------- algorithm
@@ -271,8 +314,13 @@ class MAE(BaseAlgorithm):
     def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
         """Args: inputs normalised images (B, 3, H, W). Returns: ``dict(loss=scalar)``."""
         latent, mask, ids_restore = self.backbone.forward_masked(inputs)
-        pred = self.neck(latent, ids_restore)  # (B, L, P)
-        return dict(loss=self.head.loss(pred, self.make_target(inputs), mask))
+        pred_index = None
+        if getattr(self.head.loss_module, 'masked_only', False):
+            # the loss sees the removed patches only: predict just those (the decoder's last block, norm and
+            # prediction layer run for M = L - L_vis tokens; the same loss, fewer FLOPs)
+            pred_index = masked_index(ids_restore, latent.shape[1] - 1)  # (B, M)
+        pred = self.neck(latent, ids_restore, pred_index)  # (B, L, P) or (B, M, P)
+        return dict(loss=self.head.loss(pred, self.make_target(inputs), mask, pred_index))
 
     @torch.no_grad()
     def reconstruct(self, inputs: torch.Tensor) -> dict:

@@ -1,5 +1,5 @@
 from .embed import PatchEmbed, build_2d_sincos_position_embedding, resize_pos_embed
-from .transformer import FFN, LayerScale, MultiheadAttention, TransformerEncoderLayer
+from .transformer import FFN, LayerScale, MultiheadAttention, TransformerEncoderLayer, gather_tokens
 
 __all__ = [
     'PatchEmbed',
@@ -9,4 +9,5 @@ __all__ = [
     'LayerScale',
     'MultiheadAttention',
     'TransformerEncoderLayer',
+    'gather_tokens',
 ]

@@ -37,6 +37,27 @@ class PatchEmbed(nn.Module):
         self.projection = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size, bias=bias)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps) if norm else None
 
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Embed only the patches at ``index``: equal to ``gather_tokens(self(x)[0], index)`` with the conv run as
+        one matmul over the M chosen patches (MAE's visible ones) instead of all L.
+
+        Args:
+            x: Images (B, C, H, W), H and W multiples of p.
+            index: (B, M) patch positions in raster order.
+
+        Returns:
+            (B, M, D).
+        """
+        B, C, H, W = x.shape
+        p = self.patch_size
+        Hp, Wp = H // p, W // p
+        patches = x[:, :, : Hp * p, : Wp * p].reshape(B, C, Hp, p, Wp, p).permute(0, 2, 4, 1, 3, 5)  # (B,Hp,Wp,C,p,p)
+        rows = torch.arange(B, device=x.device).unsqueeze(1)
+        patches = patches[rows, index // Wp, index % Wp].flatten(2)  # (B, M, C*p*p), the conv weight's layout
+        w = self.projection.weight
+        x = F.linear(patches, w.reshape(w.shape[0], -1), self.projection.bias)  # (B, M, D)
+        return self.norm(x) if self.norm is not None else x
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         x = self.projection(x)  # (B, C, H, W) -> (B, D, Hp, Wp)
         hw = (x.shape[2], x.shape[3])

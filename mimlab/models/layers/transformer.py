@@ -13,6 +13,11 @@ from timm.layers import DropPath
 from torch import nn
 
 
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) tokens, (B, M) positions -> (B, M, D)."""
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
 class LayerScale(nn.Module):
     """Per-channel learnable scale (CaiT). The parameter is named ``weight`` as in mmpretrain."""
 
@@ -98,10 +103,20 @@ class MultiheadAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # (N*N, H)
         return bias.view(n, n, -1).permute(2, 0, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Args: x (B, N, D); query_index (B, M) token positions whose outputs are wanted (every token attends to
+        all N keys; the query projection, the attention rows and the output projection run for the M only).
+        Returns: (B, N, D), or (B, M, D) with ``query_index``."""
         B, N, D = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims)  # (B, N, 3D) -> (B, N, 3, H, Dh)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
+        if query_index is None:
+            qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims)  # (B, N, 3D) -> (B, N, 3, H, Dh)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
+        else:
+            w, b = self.qkv.weight, self.qkv.bias
+            kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, N, 2D)
+            k, v = kv.reshape(B, N, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+            q = F.linear(gather_tokens(x, query_index), w[:D], None if b is None else b[:D])  # (B, M, D)
+            q = q.reshape(B, -1, self.num_heads, self.head_dims).transpose(1, 2)  # (B, H, M, Dh)
         bias = None
         if self.rel_pos_grid is not None:
             if N != self.relative_position_index.shape[0]:
@@ -109,9 +124,13 @@ class MultiheadAttention(nn.Module):
                     f'relative position bias built for 1 + {self.rel_pos_grid[0]}x{self.rel_pos_grid[1]} tokens, '
                     f'got {N}: it needs the cls token and every patch (not a masked subset, not another size)'
                 )
-            bias = self.relative_position_bias().unsqueeze(0).to(q.dtype)  # (1, H, N, N), broadcast over B
+            bias = self.relative_position_bias().to(q.dtype)  # (H, N, N)
+            if query_index is None:
+                bias = bias.unsqueeze(0)  # (1, H, N, N), broadcast over B
+            else:
+                bias = bias[:, query_index].transpose(0, 1)  # (H, B, M, N) -> (B, H, M, N)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0)
-        x = x.transpose(1, 2).reshape(B, N, D)  # (B, H, N, Dh) -> (B, N, D)
+        x = x.transpose(1, 2).reshape(B, -1, D)  # (B, H, N or M, Dh) -> (B, N or M, D)
         return self.out_drop(self.gamma1(self.proj_drop(self.proj(x))))
 
 
@@ -190,6 +209,11 @@ class TransformerEncoderLayer(nn.Module):
             layer_scale_init_value=layer_scale_init_value,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Args: x (B, N, D); query_index (B, M): compute only these tokens' outputs (keys and values still come
+        from all N), equal to ``gather_tokens(forward(x), query_index)``. Returns: (B, N, D) or (B, M, D)."""
+        if query_index is None:
+            x = x + self.attn(self.ln1(x))
+        else:
+            x = gather_tokens(x, query_index) + self.attn(self.ln1(x), query_index)
         return self.ffn(self.ln2(x), identity=x)
