@@ -110,11 +110,12 @@ class MultiheadAttention(nn.Module):
         B, N, D = x.shape
         if query_index is None:
             qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims)  # (B, N, 3D) -> (B, N, 3, H, Dh)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
+            # unbind dim 2: the backward stacks the three gradients straight into qkv's layout (one copy, not two)
+            q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # 3 x (B, H, N, Dh) views
         else:
             w, b = self.qkv.weight, self.qkv.bias
             kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, N, 2D)
-            k, v = kv.reshape(B, N, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+            k, v = (t.transpose(1, 2) for t in kv.reshape(B, N, 2, self.num_heads, self.head_dims).unbind(2))
             q = F.linear(gather_tokens(x, query_index), w[:D], None if b is None else b[:D])  # (B, M, D)
             q = q.reshape(B, -1, self.num_heads, self.head_dims).transpose(1, 2)  # (B, H, M, Dh)
         bias = None
