@@ -209,6 +209,26 @@ def test_pack_inputs_image_labels_mask_and_meta():
         pack(dict(image=img))
 
 
+@pytest.mark.parametrize('width', [1, 15, 16, 17, 224, 231])
+def test_pack_inputs_copy_of_contiguous_flipped_and_strided_images(width):
+    # the SIMD HWC -> CHW copy (mimlab._jpeg.planar, 16 pixels at a time, scalar tail) for contiguous images and
+    # left-right flipped views of them; other layouts (a crop view, another dtype) take numpy's copy
+    from mimlab.datasets.transforms import formatting
+
+    img = np.random.default_rng(width).integers(0, 256, (5, width, 3), dtype=np.uint8)
+    views = [img, img[:, ::-1], img[1:4, : max(width - 2, 1)], img[::2, ::-1], img.astype(np.float32)[:, ::-1]]
+    for view in views:
+        out = PackInputs.to_tensor(view)
+        assert out.is_contiguous() and out.dtype == torch.from_numpy(view.copy()).dtype
+        assert np.array_equal(out.numpy(), view.transpose(2, 0, 1)) and not np.shares_memory(out.numpy(), img)
+    if formatting._planar is not None:  # the C path ran for the first two
+        dst = np.empty((3, 5, width), np.uint8)
+        formatting._planar(img, dst, 5, width, True)
+        assert np.array_equal(dst, img[:, ::-1].transpose(2, 0, 1))
+        with pytest.raises(ValueError, match='planar'):
+            formatting._planar(img, dst, 5, width + 1, False)
+
+
 def test_pack_inputs_collates_to_a_batch():
     pack = PackInputs()
     samples = [pack(dict(img=_image(8, 8, seed=i), gt_label=i)) for i in range(3)]
