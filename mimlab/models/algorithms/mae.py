@@ -207,10 +207,10 @@ class MAEPretrainDecoder(nn.Module):
         0-based) to predict, e.g. the masked ones: the last block, the norm and the prediction layer then run for
         these M tokens only (the others cannot reach the output). Returns: prediction (B, L, P), or (B, M, P)."""
         x = self.decoder_embed(x)  # (B, 1 + L_vis, D) -> (B, 1 + L_vis, Dd)
-        B, n_vis, Dd = x.shape
+        B, n_vis = x.shape[:2]
         L = ids_restore.shape[1]
         tokens = torch.cat([x[:, 1:], self.mask_token.expand(B, L + 1 - n_vis, -1)], dim=1)  # (B, L, Dd) shuffled
-        tokens = torch.gather(tokens, 1, ids_restore.unsqueeze(-1).expand(-1, -1, Dd))  # -> raster order
+        tokens = gather_tokens(tokens, ids_restore)  # -> raster order
         x = torch.cat([x[:, :1], tokens], dim=1) + self.decoder_pos_embed  # (B, 1 + L, Dd)
         if pred_index is None:
             for block in self.decoder_blocks:
