@@ -8,6 +8,7 @@ names shadow a parent's name of the same spelling. Configs use ``default_scope='
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
@@ -40,6 +41,7 @@ __all__ = [
     'DATASETS',
     'DATA_SAMPLERS',
     'TRANSFORMS',
+    'FUNCTIONS',
     'MODELS',
     'MODEL_WRAPPERS',
     'WEIGHT_INITIALIZERS',
@@ -70,6 +72,8 @@ PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mim
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'mimlab.datasets')
 DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'mimlab.datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mimlab.datasets')
+# mmengine's Runner looks collate functions up in the root registry: configs name mimlab's as 'mimlab.default_collate'
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mimlab.datasets')
 
 MODELS = _child('model', MMENGINE_MODELS, 'mimlab.models')
 MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mimlab.models')

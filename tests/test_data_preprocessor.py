@@ -37,6 +37,25 @@ def test_masks_move_to_the_device_in_one_copy():
     assert all(torch.equal(s.mask, m) for s, m in zip(out['data_samples'], masks))
     pre._device = torch.device('meta')
     samples = [DataSample().set_mask(m) for m in masks]
-    pre._move_masks(samples)
+    pre._move_samples(samples)
     bases = {id(s.mask._base) for s in samples}
     assert all(s.mask.device.type == 'meta' and s.mask.shape == (6, 6) for s in samples) and len(bases) == 1
+
+
+def test_samples_move_in_place_one_copy_per_field_and_keep_their_metainfo():
+    """Every tensor field (labels, masks) moves as one stacked copy, fields of differing shapes one by one; the
+    samples are the same objects afterwards and their metainfo is not copied (mmengine's cast_data deep-copies it per
+    sample). The 'meta' device stands in for CUDA."""
+    from mimlab.structures import DataSample
+
+    pre = MIMDataPreprocessor().to('meta')
+    samples = [DataSample(metainfo=dict(img_path=['/data/a.JPEG'], sample_idx=i)).set_gt_label(i) for i in range(4)]
+    paths = [s.img_path for s in samples]  # mutable meta values: kept by identity, not copied
+    for i, s in enumerate(samples):
+        s.set_field(torch.zeros(i + 1), 'ragged')
+    out = pre(dict(inputs=torch.zeros(4, 3, 8, 8, dtype=torch.uint8), data_samples=samples), True)
+    assert out['data_samples'] is samples and out['inputs'].device.type == 'meta'
+    assert all(s.gt_label.device.type == 'meta' and s.gt_label.shape == (1,) for s in samples)
+    assert len({id(s.gt_label._base) for s in samples}) == 1  # views of one (B, 1) device batch
+    assert [s.ragged.shape[0] for s in samples] == [1, 2, 3, 4] and samples[3].ragged.device.type == 'meta'
+    assert all(s.img_path is p for s, p in zip(samples, paths)) and [s.sample_idx for s in samples] == [0, 1, 2, 3]

@@ -229,6 +229,26 @@ def test_builtin_subset_renders_the_listed_samples():
     assert not lazy._fully_initialized and np.array_equal(lazy[3]['img'], full.render(3)[0])
 
 
+def test_builtin_cache_gives_the_rendered_images_as_copies():
+    """Each process keeps what it rendered; callers get copies, so a transform writing into its input is harmless."""
+    import pickle
+
+    ds = BuiltinDataset(num_samples=12, img_size=16, indices=[2, 9, 11])
+    assert ds.cache  # 12 x 16 x 16 x 3 bytes: under the automatic limit
+    first = [ds[i]['img'] for i in range(3)]
+    assert ds._rendered.sum() == 3 and ds._rendered[[2, 9, 11]].all()
+    for img, ridx in zip(first, (2, 9, 11)):
+        assert np.array_equal(img, ds.render(ridx)[0])
+        img[:] = 0  # what an in-place transform would do
+    assert all(np.array_equal(ds[i]['img'], ds.render(r)[0]) for i, r in enumerate((2, 9, 11)))
+    clone = pickle.loads(pickle.dumps(ds))  # spawned workers: an empty cache, the same images
+    assert clone._images is None and np.array_equal(clone[1]['img'], ds.render(9)[0])
+    off = BuiltinDataset(num_samples=12, img_size=16, cache=False)
+    assert not off.cache and np.array_equal(off[4]['img'], ds.render(4)[0]) and off._images is None
+    big = BuiltinDataset(num_samples=2000, img_size=224, lazy_init=True)
+    assert not big.cache  # 301 MB of images: over the automatic limit, rendered on every access
+
+
 def test_builtin_render_speed():
     """Vectorised rendering: 0.3 ms per 64 px image on the reference CPU; the bound leaves room for a busy machine."""
     ds = BuiltinDataset(num_samples=100, img_size=64, lazy_init=True)

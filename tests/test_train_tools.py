@@ -298,7 +298,7 @@ def test_train_flags_merge_like_mmpretrain(monkeypatch):
     assert cfg.work_dir == './work_dirs/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px'
     assert (cfg.launcher, cfg.resume, cfg.load_from) == ('none', False, None)
     loader = cfg.train_dataloader
-    assert loader.persistent_workers and loader.collate_fn == dict(type='default_collate')
+    assert loader.persistent_workers and loader.collate_fn == dict(type='mimlab.default_collate')
     assert loader.pin_memory == torch.cuda.is_available()
 
     cfg = train_cfg(DEMO, '--resume')

@@ -56,7 +56,7 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(type='ImageNet', data_root='data/imagenet/', split='train', pipeline=train_pipeline),
 )
 

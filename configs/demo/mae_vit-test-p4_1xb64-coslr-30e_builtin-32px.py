@@ -33,7 +33,7 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(type='BuiltinDataset', split='train', num_samples=4096, img_size=48, seed=0, pipeline=train_pipeline),
 )
 

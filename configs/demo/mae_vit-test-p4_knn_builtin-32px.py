@@ -11,7 +11,7 @@ knn_loader = dict(
     batch_size=256,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='mimlab.default_collate'),
 )
 test_dataloader = dict(**knn_loader, dataset=dict(**builtin, split='val', num_samples=1000))
 test_cfg = dict(

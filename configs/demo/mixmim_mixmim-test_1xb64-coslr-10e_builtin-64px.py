@@ -35,7 +35,7 @@ train_dataloader = dict(
     persistent_workers=True,
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(type='BuiltinDataset', split='train', num_samples=2048, img_size=64, seed=0, pipeline=train_pipeline),
 )
 

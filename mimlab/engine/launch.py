@@ -75,7 +75,7 @@ def _dataloader_defaults(cfg: Config) -> None:
         loader = cfg.get(key)
         if loader is None:
             continue
-        loader.setdefault('collate_fn', dict(type='default_collate'))
+        loader.setdefault('collate_fn', dict(type='mimlab.default_collate'))
         loader.setdefault('pin_memory', cuda)
         if loader.get('num_workers', 0) > 0:
             loader.setdefault('persistent_workers', True)

@@ -12,6 +12,7 @@ Legend: ``B`` batch, ``H x W`` image, ``L`` patches, ``N`` tokens, ``D`` width, 
 
 import contextlib
 import copy
+import functools
 import math
 import os
 import os.path as osp
@@ -612,7 +613,7 @@ def _loader_batches(cfg, batch_size: int):
 
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch_size
-    loader_cfg.setdefault('collate_fn', dict(type='default_collate'))
+    loader_cfg.setdefault('collate_fn', dict(type='mimlab.default_collate'))
     if loader_cfg.get('num_workers', 0) == 0:
         loader_cfg['persistent_workers'] = False
     with DefaultScope.overwrite_default_scope('mimlab'):
@@ -677,11 +678,11 @@ def make_jpegs(
 
 
 class _PipelineDataset(torch.utils.data.Dataset):
-    def __init__(self, paths: list[str], pipeline: list):
+    def __init__(self, paths: list[str], pipeline: list, labels: bool = True):
         from mmcv.transforms import Compose
         from mmengine.registry import DefaultScope
 
-        self.paths = paths
+        self.paths, self.labels = paths, labels
         with DefaultScope.overwrite_default_scope('mimlab'):
             self.pipeline = Compose(copy.deepcopy(pipeline))
 
@@ -689,7 +690,10 @@ class _PipelineDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, idx: int):
-        out = self.pipeline(dict(img_path=self.paths[idx], sample_idx=idx))
+        results = dict(img_path=self.paths[idx], sample_idx=idx)
+        if self.labels:
+            results['gt_label'] = idx % 1000  # as an ImageNet dataset gives every sample its class
+        out = self.pipeline(results)
         if out is None:
             raise RuntimeError(f'pipeline dropped {self.paths[idx]}')
         return out
@@ -718,9 +722,15 @@ def mmpretrain_pipeline(scale: int = 224) -> list[dict]:
 
 
 def benchmark_pipelines(
-    pipelines: dict[str, list[dict]], paths: list[str], workers: int = 0, batch_size: int = 32, repeats: int = 1
+    pipelines: dict[str, list[dict]],
+    paths: list[str],
+    workers: int = 0,
+    batch_size: int = 32,
+    repeats: int = 1,
+    collates: dict | None = None,
+    labels: bool = True,
 ) -> dict[str, dict]:
-    """Images/s of each pipeline over ``paths`` through a ``DataLoader`` with ``default_collate``.
+    """Images/s of each pipeline over ``paths`` through a ``DataLoader``, collated as its project collates.
 
     The pipelines take turns, one pass each per round, so load from other processes on a shared machine hits them
     alike; the median pass of each counts.
@@ -731,13 +741,25 @@ def benchmark_pipelines(
         workers: DataLoader workers per pipeline; 0 runs in this process.
         batch_size: Collated batch size (collation is part of the measured work).
         repeats: Rounds.
+        collates: Name -> collate function, or its config (``dict(type='mimlab.default_collate')``, looked up as
+            mmengine's Runner does); pipelines not named use mmengine's ``default_collate`` (mmpretrain's configs).
+        labels: Give each sample a ``gt_label`` (``index % 1000``), as an ImageNet dataset does; the label tensors
+            then cross from the workers with the images.
 
     Returns:
         Name -> ``images_per_s``, ``images_per_s_per_core`` (divided by ``max(workers, 1)``), ``pass_times``,
         ``num_images``.
     """
     from mmengine.dataset import default_collate
+    from mmengine.registry import FUNCTIONS
 
+    collates = dict(collates or {})
+    for name, fn in collates.items():
+        if isinstance(fn, dict):
+            found = FUNCTIONS.get(fn['type'])
+            if found is None:
+                raise KeyError(f'collate function {fn["type"]!r} of {name!r} is not registered')
+            collates[name] = functools.partial(found, **{k: v for k, v in fn.items() if k != 'type'})
     if any(t['type'].startswith('mmpretrain.') for p in pipelines.values() for t in p):
         from mmpretrain.utils import register_all_modules
 
@@ -747,10 +769,10 @@ def benchmark_pipelines(
     loaders = {}
     for name, pipeline in pipelines.items():
         loaders[name] = torch.utils.data.DataLoader(
-            _PipelineDataset(paths, pipeline),
+            _PipelineDataset(paths, pipeline, labels),
             batch_size=batch_size,
             num_workers=workers,
-            collate_fn=default_collate,
+            collate_fn=collates.get(name, default_collate),
             worker_init_fn=_worker_init if workers else None,
             persistent_workers=workers > 0,
         )

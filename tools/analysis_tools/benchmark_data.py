@@ -4,8 +4,10 @@ Example: ``python tools/analysis_tools/benchmark_data.py configs/mae/mae_vit-bas
 --make-jpegs /tmp/jpegs --num 512 --size 500x375 --quality 90 --workers 1 --reference mmpretrain``.
 ``--make-jpegs DIR`` writes ``--num`` JPEGs rendered from the built-in dataset into DIR (or reuses the ones there);
 without it, ``--files DIR`` names a folder of existing JPEGs. The pipeline's first transform must read
-``img_path`` (``LoadImageFromFile`` or a fused loader); the numbers come from
-:func:`mimlab.utils.benchmark.benchmark_pipeline`.
+``img_path`` (``LoadImageFromFile`` or a fused loader). Each sample carries a ``gt_label``, as ImageNet samples do
+(``--no-labels``: without), and each pipeline's batches are collated with its config's ``collate_fn`` (mmpretrain:
+mmengine's ``default_collate``, as its configs use); the numbers come from
+:func:`mimlab.utils.benchmark.benchmark_pipelines`.
 """
 
 import argparse
@@ -31,6 +33,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--also', nargs='+', default=[], metavar='CONFIG', help='more configs, timed in the same rounds'
     )
+    parser.add_argument(
+        '--no-labels',
+        action='store_true',
+        help='samples without gt_label (by default each has one, as ImageNet samples do, and crosses with it)',
+    )
     parser.add_argument('--json', help='write the results to this file')
     return parser.parse_args(argv)
 
@@ -55,14 +62,21 @@ def main(argv=None) -> dict:
             raise FileNotFoundError(f'--files {args.files}: no .jpg/.jpeg files under it')
     else:
         raise SystemExit('give --make-jpegs DIR or --files DIR')
-    pipeline = Config.fromfile(args.config).train_dataloader.dataset.pipeline
-    pipelines = dict(mimlab=pipeline)
-    for extra in args.also:
-        pipelines[osp.splitext(osp.basename(extra))[0]] = Config.fromfile(extra).train_dataloader.dataset.pipeline
+    pipelines, collates = {}, {}
+    for name, path in [('mimlab', args.config)] + [(osp.splitext(osp.basename(p))[0], p) for p in args.also]:
+        loader = Config.fromfile(path).train_dataloader
+        pipelines[name] = loader.dataset.pipeline
+        collates[name] = dict(loader.get('collate_fn', dict(type='mimlab.default_collate')))
     if args.reference == 'mmpretrain':
-        pipelines['mmpretrain'] = mmpretrain_pipeline()
+        pipelines['mmpretrain'] = mmpretrain_pipeline()  # collated by mmengine's default_collate, as its configs do
     measured = benchmark_pipelines(
-        pipelines, paths, workers=args.workers, batch_size=args.batch_size, repeats=args.repeats
+        pipelines,
+        paths,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        collates=collates,
+        labels=not args.no_labels,
     )
     results = dict(num_images=len(paths), workers=args.workers, **measured)
     print(f'{len(paths)} files, {args.workers} workers')
