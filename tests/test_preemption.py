@@ -15,6 +15,7 @@ DEMO = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 OPTIONS = [
     '--cfg-options',
     'train_dataloader.batch_size=16',
+    'train_dataloader.num_workers=2',
     'train_dataloader.dataset.num_samples=256',
     'train_cfg.max_epochs=4',
     'default_hooks.logger.interval=1',

@@ -30,7 +30,9 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=batch_size,
-    num_workers=2,
+    # One worker: with the rendered images cached, a batch of this demo costs ~20 ms of one core, and on a 2-core
+    # machine a second worker only competes with the training threads (iterations ~0.13-0.15 s vs ~0.17-0.20 s).
+    num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='mimlab.default_collate'),

@@ -41,7 +41,7 @@ test_pipeline = [
 builtin = dict(type='BuiltinDataset', img_size=48, num_classes=10, seed=0)
 train_dataloader = dict(
     batch_size=batch_size,
-    num_workers=2,
+    num_workers=1,  # the cached built-in images need less than one core (see the demo MAE config)
     persistent_workers=True,
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -50,7 +50,7 @@ train_dataloader = dict(
 )
 val_dataloader = dict(
     batch_size=256,
-    num_workers=2,
+    num_workers=1,  # the cached built-in images need less than one core (see the demo MAE config)
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='mimlab.default_collate'),
