@@ -26,7 +26,7 @@ def test_masks_move_to_the_device_in_one_copy():
     """SimMIM/A2MIM masks: one stacked (B, h, w) copy, each sample's mask a view of it (not B pageable copies).
     The CPU path is untouched; the 'meta' device stands in for CUDA (pinning is skipped off CUDA)."""
     from mimlab.registry import MODELS
-    from mimlab.structures import DataSample
+    from mimlab.structures import DataSample, stack_sample_fields
 
     pre = MODELS.build(dict(type='MIMDataPreprocessor'))
     masks = [torch.randint(0, 2, (6, 6)) for _ in range(3)]
@@ -37,7 +37,7 @@ def test_masks_move_to_the_device_in_one_copy():
     assert all(torch.equal(s.mask, m) for s, m in zip(out['data_samples'], masks))
     pre._device = torch.device('meta')
     samples = [DataSample().set_mask(m) for m in masks]
-    pre._move_samples(samples)
+    stack_sample_fields(samples, pre._to_device)
     bases = {id(s.mask._base) for s in samples}
     assert all(s.mask.device.type == 'meta' and s.mask.shape == (6, 6) for s in samples) and len(bases) == 1
 

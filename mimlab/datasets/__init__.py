@@ -1,5 +1,5 @@
 from .builtin import BuiltinDataset, write_builtin_dataset
-from .collate import default_collate, share_sample_tensors
+from .collate import default_collate
 from .imagenet import CustomDataset, ImageNet
 from .transforms import *  # noqa: F401,F403
 
@@ -9,6 +9,5 @@ __all__ = [
     'CustomDataset',
     'ImageNet',
     'default_collate',
-    'share_sample_tensors',
 ]
 from .samplers import DefaultSampler  # noqa: E402,F401

@@ -191,7 +191,7 @@ class BuiltinDataset(BaseDataset):
 
     def _image(self, ridx: int) -> np.ndarray:
         """Image ``ridx`` of the split, from this process's cache when enabled; always an array the caller owns."""
-        if not self.cache or not 0 <= ridx < self.num_samples:
+        if not self.cache:
             return self.render(ridx)[0]
         if self._images is None:
             S = self.img_size

@@ -12,33 +12,10 @@ batch 512 per GPU is more host time than a whole MAE ViT-B step on an H200.
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from mmengine.dataset import default_collate as _mmengine_default_collate
 
 from mimlab.registry import FUNCTIONS
-from mimlab.structures import DataSample
-
-
-def share_sample_tensors(samples: Sequence[DataSample]) -> None:
-    """Give every tensor field the samples share with one shape and dtype one (B, ...) storage, in place.
-
-    Each sample's field becomes a view (row ``i``) of the stacked tensor, with the same values; fields that differ in
-    shape, dtype or device between samples, and non-tensor fields, are left alone. Metainfo is untouched.
-
-    Args:
-        samples: The batch's ``DataSample``s.
-    """
-    if not samples:
-        return
-    for key in samples[0].keys():
-        values = [s.get(key) for s in samples]
-        if not all(isinstance(v, torch.Tensor) and v.device.type == 'cpu' for v in values):
-            continue
-        first = values[0]
-        if any(v.shape != first.shape or v.dtype != first.dtype for v in values):
-            continue
-        for s, row in zip(samples, torch.stack(values), strict=True):  # B x (...) -> (B, ...)
-            s.set_field(row, key)
+from mimlab.structures import DataSample, stack_sample_fields
 
 
 @FUNCTIONS.register_module(name='default_collate')
@@ -47,8 +24,8 @@ def default_collate(data_batch: Sequence) -> Any:
 
     Same result as ``mmengine.dataset.default_collate`` (``inputs`` stacked to (B, C, H, W), ``data_samples`` a
     list of B ``DataSample`` with equal values), except that each per-sample tensor field (``gt_label``, ``mask``) is
-    a view of one (B, ...) tensor (:func:`share_sample_tensors`), so the batch crosses from a worker in one
-    shared-memory segment per field instead of one per sample. Configs select it as
+    a view of one (B, ...) tensor (:func:`~mimlab.structures.stack_sample_fields`), so the batch crosses from a
+    worker in one shared-memory segment per field instead of one per sample. Configs select it as
     ``collate_fn=dict(type='mimlab.default_collate')``.
 
     Args:
@@ -60,5 +37,5 @@ def default_collate(data_batch: Sequence) -> Any:
     batch = _mmengine_default_collate(data_batch)
     samples = batch.get('data_samples') if isinstance(batch, dict) else None
     if isinstance(samples, list) and samples and all(isinstance(s, DataSample) for s in samples):
-        share_sample_tensors(samples)
+        stack_sample_fields(samples)
     return batch

@@ -1,3 +1,3 @@
-from .data_sample import DataSample
+from .data_sample import DataSample, stack_sample_fields
 
-__all__ = ['DataSample']
+__all__ = ['DataSample', 'stack_sample_fields']

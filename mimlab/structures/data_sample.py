@@ -1,5 +1,7 @@
 """The per-image annotation container that flows from ``PackInputs`` to the model."""
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 from mmengine.structures import BaseDataElement
@@ -39,3 +41,29 @@ class DataSample(BaseDataElement):
     def set_mask(self, value) -> 'DataSample':
         self.set_field(_to_tensor(value), 'mask', dtype=torch.Tensor)
         return self
+
+
+def stack_sample_fields(samples: Sequence[DataSample], convert: Callable | None = None) -> None:
+    """Re-home every tensor field of a batch's samples (``gt_label``, ``mask``, ...) in place, one field at a time.
+
+    A field all samples hold with one shape and dtype is stacked to (B, ...), passed through ``convert`` once, and each
+    sample's field becomes row ``i`` of the result (one storage, one copy); otherwise each sample's tensor goes
+    through ``convert`` alone. Non-tensor fields and metainfo are left as they are.
+
+    Args:
+        samples: The batch's ``DataSample``s.
+        convert: Tensor -> tensor (e.g. a move to the device); None keeps the tensors where they are.
+    """
+    if not samples:
+        return
+    convert = convert or (lambda t: t)
+    for key in samples[0].keys():
+        values = [s.get(key) for s in samples]
+        if not all(isinstance(v, torch.Tensor) for v in values):
+            continue
+        if all(v.shape == values[0].shape and v.dtype == values[0].dtype for v in values):
+            rows = convert(torch.stack(values))  # B x (...) -> (B, ...)
+        else:
+            rows = [convert(v) for v in values]
+        for s, row in zip(samples, rows, strict=True):
+            s.set_field(row, key)
