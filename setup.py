@@ -24,5 +24,15 @@ setup(
     license='Apache-2.0',
     # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers
     # the build skips it and LoadImageRandomResizedCrop decodes whole images with cv2
-    ext_modules=[Extension('mimlab._jpeg', ['mimlab/csrc/jpeg_region.c'], libraries=['jpeg'], optional=True)],
+    # (and Pillow-exact resampling, mimlab/csrc/resample.c); -ffp-contract=off keeps the filter taps' double
+    # arithmetic free of fused multiply-adds, as in Pillow's own build
+    ext_modules=[
+        Extension(
+            'mimlab._jpeg',
+            ['mimlab/csrc/jpeg_region.c', 'mimlab/csrc/resample.c'],
+            libraries=['jpeg'],
+            extra_compile_args=['-O3', '-ffp-contract=off'],
+            optional=True,
+        )
+    ],
 )

@@ -16,6 +16,8 @@
  *   The image size and the EXIF orientation tag (1 when absent) from the markers, without decoding. Raises
  *   ValueError for data that is not a JPEG.
  *
+ * resample(src, dst, filter, pillow13): see resample.c.
+ *
  * planar(src, dst, h, w, flip)
  *   Writes the C-contiguous (h, w, 3) uint8 image src into the (3, h, w) buffer dst, mirrored left-right when flip
  *   (PackInputs' HWC -> CHW copy; SSSE3 byte shuffles, 16 pixels at a time, where the CPU has them).
@@ -282,6 +284,8 @@ static PyObject *planar(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyObject *mimlab_resample(PyObject *self, PyObject *args); /* resample.c */
+
 static PyMethodDef methods[] = {
     {"decode_region", decode_region, METH_VARARGS,
      "decode_region(data, scale, y1, x1, y2, x2) -> (bytearray, rows, cols, dx, width): BGR uint8 pixels of a "
@@ -289,12 +293,15 @@ static PyMethodDef methods[] = {
     {"planar", planar, METH_VARARGS,
      "planar(src, dst, h, w, flip): the (h, w, 3) uint8 image src written into dst as (3, h, w), mirrored "
      "left-right when flip."},
+    {"resample", mimlab_resample, METH_VARARGS,
+     "resample(src, dst, filter): the (H, W, 3) uint8 image src resized into the (h, w, 3) buffer dst with "
+     "Pillow's antialiased filter (0 bilinear, 1 bicubic), equal to PIL.Image.resize's pixels."},
     {"header", header, METH_VARARGS,
      "header(data) -> (height, width, orientation): the size and EXIF orientation (1 when absent) of a JPEG."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jpeg", "Region decoding of JPEGs (libjpeg-turbo).",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jpeg", "Region decoding of JPEGs (libjpeg-turbo) and Pillow-exact resampling.",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__jpeg(void) { return PyModule_Create(&module); }
