@@ -129,9 +129,9 @@ def test_torch_resize_fallback_is_close_to_pillow(monkeypatch):
     (0.2 on average for a tall 4x shrink, which Pillow >= 13 filters vertically first and torch horizontally)."""
     from PIL import Image
 
-    from mimlab.datasets.transforms import fast_loading
+    from mimlab.datasets.transforms import fast_loading, processing
 
-    monkeypatch.setattr(fast_loading, '_jpeg', None)
+    monkeypatch.setattr(processing, '_jpeg', None)
     img = cv2.GaussianBlur(np.random.RandomState(0).randint(0, 256, (180, 150, 3), np.uint8), (5, 5), 1.5)
     for size, interpolation, pil_filter in [
         ((64, 64), 'bicubic', Image.BICUBIC),

@@ -270,3 +270,23 @@ def test_timm_randaugment_and_resize_edge_on_bgr_arrays():
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     resized = ResizeEdge(16, edge='short')(dict(img=np.zeros((40, 60, 3), np.uint8)))
     assert resized['img'].shape == (16, 24, 3)
+
+
+def test_resize_edge_and_pillow_resize_give_pillows_pixels():
+    """ResizeEdge and the 'pillow' backend resize with mimlab._jpeg.resample where it applies (3-channel uint8,
+    bilinear / bicubic) and PIL otherwise (grey, lanczos): PIL.Image.resize's pixels either way."""
+    from mimlab.datasets.transforms import ResizeEdge
+    from mimlab.datasets.transforms.processing import pillow_resize
+
+    rng = np.random.RandomState(0)
+    colour = rng.randint(0, 256, (75, 130, 3)).astype(np.uint8)
+    colour[::3] //= 2
+    out = ResizeEdge(48, edge='short', interpolation='bicubic')(dict(img=colour))['img']
+    np.testing.assert_array_equal(out, np.asarray(Image.fromarray(colour).resize((83, 48), Image.BICUBIC)))
+    for img, interpolation, pil in [
+        (colour[5:70, 3:120], 'bilinear', Image.BILINEAR),  # a strided crop
+        (colour[..., 0].copy(), 'bicubic', Image.BICUBIC),  # grey: PIL
+        (colour, 'lanczos', Image.LANCZOS),  # not in the C kernel: PIL
+    ]:
+        expected = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((31, 90), pil))
+        np.testing.assert_array_equal(pillow_resize(img, (90, 31), interpolation), expected)

@@ -6,6 +6,8 @@ from PIL import Image
 
 from mimlab.registry import TRANSFORMS
 
+from .processing import pillow_resize
+
 _PIL_INTERP = {
     'nearest': Image.NEAREST,
     'bilinear': Image.BILINEAR,
@@ -18,7 +20,8 @@ _PIL_INTERP = {
 class ResizeEdge(BaseTransform):
     """Resize so that the ``edge`` ('short' or 'long') side equals ``scale``, keeping the aspect ratio.
 
-    Uses PIL (antialiased, as torchvision's ``Resize`` on PIL images) with the given interpolation.
+    PIL's antialiased resize (as torchvision's ``Resize`` on PIL images) with the given interpolation; the same
+    pixels from ``mimlab._jpeg.resample`` for bilinear and bicubic colour images (:func:`pillow_resize`).
     """
 
     def __init__(self, scale: int, edge: str = 'short', interpolation: str = 'bicubic'):
@@ -33,7 +36,7 @@ class ResizeEdge(BaseTransform):
         short_is_h = (h <= w) == (self.edge == 'short')
         new_h, new_w = (self.scale, int(self.scale * w / h)) if short_is_h else (int(self.scale * h / w), self.scale)
         if (new_h, new_w) != (h, w):
-            img = np.asarray(Image.fromarray(img).resize((new_w, new_h), _PIL_INTERP[self.interpolation]))
+            img = pillow_resize(img, (new_h, new_w), self.interpolation)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         return results

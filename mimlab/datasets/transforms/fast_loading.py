@@ -31,7 +31,6 @@ import os
 import cv2
 import mmengine.fileio as fileio
 import numpy as np
-import PIL
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
@@ -39,7 +38,8 @@ from PIL import Image
 
 from mimlab.registry import TRANSFORMS
 
-from .processing import MAERandomResizedCrop, RandomResizedCrop
+from . import processing
+from .processing import MAERandomResizedCrop, RandomResizedCrop, pillow_resize
 
 try:
     from mimlab import _jpeg  # the region decoder (mimlab/csrc/jpeg_region.c), optional
@@ -111,16 +111,13 @@ def decode_jpeg_region(data: bytes, scale: int, box: tuple[int, int, int, int]) 
     return np.frombuffer(buf, np.uint8).reshape(rows, cols, 3)[:, dx : dx + width]
 
 
-_PILLOW_13 = int(PIL.__version__.split('.')[0]) >= 13  # Pillow 13 runs the vertical pass first for tall shrinks
-_FILTERS = {'bilinear': 0, 'bicubic': 1}
-
-
 def resize_uint8(img: np.ndarray, size: tuple[int, int], interpolation: str = 'bicubic') -> np.ndarray:
     """Antialiased resize of a (H, W, 3) uint8 image with Pillow's filters and arithmetic, without Pillow.
 
     With ``mimlab._jpeg`` built, the pixels equal ``PIL.Image.resize`` of the installed Pillow (its fixed-point
-    arithmetic and pass order, in C with AVX-512 where the CPU has it; ~5-8x faster than Pillow here). Without it,
-    torch's uint8 antialiased kernel, within ~0.03 grey levels of Pillow on average.
+    arithmetic and pass order, in C with AVX-512 or AVX2 where the CPU has them; ~5-8x faster than Pillow here:
+    :func:`~mimlab.datasets.transforms.processing.pillow_resize`). Without it, torch's uint8 antialiased kernel,
+    within ~0.03 grey levels of Pillow on average.
 
     Args:
         img: (H, W, C) uint8, may be a strided view (a crop).
@@ -130,10 +127,8 @@ def resize_uint8(img: np.ndarray, size: tuple[int, int], interpolation: str = 'b
     Returns:
         (h, w, C) uint8, contiguous in h, w, C order.
     """
-    if _jpeg is not None and img.ndim == 3 and img.shape[2] == 3 and img.strides[1:] == (3, 1) and img.strides[0] > 0:
-        out = np.empty((*size, 3), np.uint8)
-        _jpeg.resample(img, out, _FILTERS[interpolation], _PILLOW_13)
-        return out
+    if processing._jpeg is not None and img.ndim == 3 and img.shape[2] == 3:
+        return pillow_resize(img, size, interpolation)
     if min(img.strides) < 0 or img.strides[-1] != 1:  # torch views no negative strides (e.g. a flipped array)
         img = np.ascontiguousarray(img)
     x = torch.from_numpy(img)

@@ -11,11 +11,19 @@ import math
 
 import cv2
 import numpy as np
+import PIL
 from mmcv.transforms import BaseTransform
 from PIL import Image
 
 from mimlab.registry import TRANSFORMS
 
+try:
+    from mimlab import _jpeg  # Pillow-exact resampling (mimlab/csrc/resample.c), optional
+except ImportError:  # pragma: no cover - built without a compiler or libjpeg headers
+    _jpeg = None
+
+_PILLOW_13 = int(PIL.__version__.split('.')[0]) >= 13  # Pillow 13 runs the vertical pass first for tall shrinks
+_EXACT = {'bilinear': 0, 'bicubic': 1}
 _PIL = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC, 'lanczos': Image.LANCZOS}
 _CV2 = {
     'nearest': cv2.INTER_NEAREST,
@@ -23,6 +31,29 @@ _CV2 = {
     'bicubic': cv2.INTER_CUBIC,
     'lanczos': cv2.INTER_LANCZOS4,
 }
+
+
+def pillow_resize(img: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    """``PIL.Image.resize`` of an array to ``size = (h, w)``: the installed Pillow's pixels.
+
+    A 3-channel uint8 image with bilinear or bicubic interpolation goes through ``mimlab._jpeg.resample`` (Pillow's
+    arithmetic and pass order in SIMD C, bit for bit, ~5-8x faster) when the extension is built; everything else
+    through Pillow itself. Any channel order: BGR stays BGR.
+    """
+    h, w = size
+    if (
+        _jpeg is not None
+        and interpolation in _EXACT
+        and img.dtype == np.uint8
+        and img.ndim == 3
+        and img.shape[2] == 3
+        and img.strides[1:] == (3, 1)
+        and img.strides[0] > 0
+    ):
+        out = np.empty((h, w, 3), np.uint8)
+        _jpeg.resample(img, out, _EXACT[interpolation], _PILLOW_13)
+        return out
+    return np.asarray(Image.fromarray(img).resize((w, h), _PIL[interpolation]))
 
 
 def resize(img: np.ndarray, size: tuple[int, int], interpolation: str, backend: str) -> np.ndarray:
@@ -42,8 +73,7 @@ def resize(img: np.ndarray, size: tuple[int, int], interpolation: str, backend: 
     if img.shape[:2] == (h, w):
         return img
     if backend == 'pillow':
-        # PIL works on any channel order: BGR stays BGR.
-        return np.asarray(Image.fromarray(img).resize((w, h), _PIL[interpolation]))
+        return pillow_resize(img, size, interpolation)
     if backend == 'cv2':
         return cv2.resize(img, (w, h), interpolation=_CV2[interpolation])
     raise ValueError(f'backend must be "pillow" or "cv2", got {backend!r}')
