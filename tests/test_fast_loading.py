@@ -291,7 +291,8 @@ from mimlab.datasets.transforms.fast_loading import resize_uint8
 rng = np.random.default_rng(int(sys.argv[1]))
 sizes = [((8, 2), (4, 1)), ((442, 331), (224, 224)), ((331, 442), (224, 224)), ((300, 300), (224, 224)),
          ((1, 1), (3, 5)), ((50, 37), (224, 224)), ((1000, 700), (37, 41)), ((120, 90), (120, 45)),
-         ((90, 120), (45, 120)), ((64, 64), (64, 64))]
+         ((90, 120), (45, 120)), ((64, 64), (64, 64)),
+         ((3000, 4000), (224, 224))]  # scratch beyond what a thread keeps: a block of its own
 sizes += [(tuple(int(v) for v in rng.integers(1, 460, 2)), tuple(int(v) for v in rng.integers(1, 260, 2)))
           for _ in range(60)]
 for (H, W), (h, w) in sizes:

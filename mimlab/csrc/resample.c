@@ -325,11 +325,15 @@ static void transpose3(uint8_t *dst, const uint8_t *src, int rows, int cols, ptr
 }
 
 /* Scratch memory kept by each thread between calls: fresh large blocks would come from mmap and cost a page fault
-   per 4 KiB on every image. It grows to the largest need seen and is held until the thread ends. */
+   per 4 KiB on every image. Up to SCRATCH_KEPT bytes are kept (an ImageNet-sized image needs ~1 MB) until the thread
+   ends; a larger need (a huge image) gets a block of its own, freed after the call (*own set). */
+#define SCRATCH_KEPT ((size_t)32 << 20)
 static _Thread_local uint8_t *scratch;
 static _Thread_local size_t scratch_size;
 
-static uint8_t *get_scratch(size_t size) {
+static uint8_t *get_scratch(size_t size, uint8_t **own) {
+    *own = NULL;
+    if (size > SCRATCH_KEPT) return *own = malloc(size);
     if (size > scratch_size) {
         free(scratch);
         scratch = malloc(size);
@@ -372,31 +376,33 @@ static int resample_image(const uint8_t *src, int H, int W, ptrdiff_t row_stride
         return 0;
     }
     Taps tv = {0}, th = {0};
+    uint8_t *own = NULL; /* scratch too large to keep, freed at the end */
     int status = -1;
     if ((need_v && make_taps(&tv, H, h, cubic)) || (need_h && make_taps(&th, W, w, cubic))) goto done;
     int vertical_first = pillow13 && H - h > 0 && H - h > 2 * (W - w);
     if (!need_h) {
         vertical_pass(dst, out_stride, src, row_stride, &tv, 0, h, w * 3);
     } else if (!need_v) {
-        uint8_t *work = get_scratch((size_t)3 * H * (W + w));
+        uint8_t *work = get_scratch((size_t)3 * H * (W + w), &own);
         if (!work) goto done;
         horizontal_pass(dst, src, row_stride, H, W, &th, w, work);
     } else if (vertical_first) { /* (H, W) -> (h, W) -> (h, w) */
         size_t mid_size = (size_t)3 * h * W;
-        uint8_t *mid = get_scratch(mid_size + (size_t)3 * h * (W + w));
+        uint8_t *mid = get_scratch(mid_size + (size_t)3 * h * (W + w), &own);
         if (!mid) goto done;
         vertical_pass(mid, (ptrdiff_t)W * 3, src, row_stride, &tv, 0, h, W * 3);
         horizontal_pass(dst, mid, (ptrdiff_t)W * 3, h, W, &th, w, mid + mid_size);
     } else { /* the rows the vertical pass reads, (R, W) -> (R, w) -> (h, w) */
         int y0 = tv.first[0], R = tv.first[h - 1] + tv.count[h - 1] - y0;
         size_t mid_size = (size_t)3 * R * w;
-        uint8_t *mid = get_scratch(mid_size + (size_t)3 * R * (W + w));
+        uint8_t *mid = get_scratch(mid_size + (size_t)3 * R * (W + w), &own);
         if (!mid) goto done;
         horizontal_pass(mid, src + y0 * row_stride, row_stride, R, W, &th, w, mid + mid_size);
         vertical_pass(dst, out_stride, mid, (ptrdiff_t)w * 3, &tv, y0, h, w * 3);
     }
     status = 0;
 done:
+    free(own);
     free_taps(&tv);
     free_taps(&th);
     return status;
