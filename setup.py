@@ -25,7 +25,7 @@ setup(
     # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers
     # the build skips it and LoadImageRandomResizedCrop decodes whole images with cv2
     # (and Pillow-exact resampling, mimlab/csrc/resample.c); -ffp-contract=off keeps the filter taps' double
-    # arithmetic free of fused multiply-adds, as in Pillow's own build
+    # arithmetic free of fused multiply-adds, so they round as Pillow's do whatever the compiler targets
     ext_modules=[
         Extension(
             'mimlab._jpeg',

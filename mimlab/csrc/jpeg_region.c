@@ -294,14 +294,16 @@ static PyMethodDef methods[] = {
      "planar(src, dst, h, w, flip): the (h, w, 3) uint8 image src written into dst as (3, h, w), mirrored "
      "left-right when flip."},
     {"resample", mimlab_resample, METH_VARARGS,
-     "resample(src, dst, filter): the (H, W, 3) uint8 image src resized into the (h, w, 3) buffer dst with "
-     "Pillow's antialiased filter (0 bilinear, 1 bicubic), equal to PIL.Image.resize's pixels."},
+     "resample(src, dst, filter, pillow13): the (H, W, 3) uint8 image src resized into the (h, w, 3) buffer dst "
+     "with Pillow's antialiased filter (0 bilinear, 1 bicubic) and pass order (pillow13: Pillow >= 13's), equal to "
+     "PIL.Image.resize's pixels."},
     {"header", header, METH_VARARGS,
      "header(data) -> (height, width, orientation): the size and EXIF orientation (1 when absent) of a JPEG."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jpeg", "Region decoding of JPEGs (libjpeg-turbo) and Pillow-exact resampling.",
-                                    -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jpeg",
+                                    "Region decoding of JPEGs (libjpeg-turbo) and Pillow-exact resampling.", -1,
+                                    methods};
 
 PyMODINIT_FUNC PyInit__jpeg(void) { return PyModule_Create(&module); }

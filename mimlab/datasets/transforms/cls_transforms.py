@@ -6,14 +6,7 @@ from PIL import Image
 
 from mimlab.registry import TRANSFORMS
 
-from .processing import pillow_resize
-
-_PIL_INTERP = {
-    'nearest': Image.NEAREST,
-    'bilinear': Image.BILINEAR,
-    'bicubic': Image.BICUBIC,
-    'lanczos': Image.LANCZOS,
-}
+from .processing import _PIL, pillow_resize
 
 
 @TRANSFORMS.register_module()
@@ -70,7 +63,7 @@ class TimmRandAugment(BaseTransform):
             magnitude_max=9.99,
             translate_const=int(0.45 * img_size),
             img_mean=tuple(int(v) for v in img_mean),
-            interpolation=_PIL_INTERP[interpolation],
+            interpolation=_PIL[interpolation],
         )
         self.op = rand_augment_transform(config_str, hparams)
 
