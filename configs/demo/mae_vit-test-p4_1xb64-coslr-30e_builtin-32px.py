@@ -54,3 +54,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=16),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
 )
+
+# a grid of 4 training images and their reconstructions every 10 epochs:
+# work_dirs/<config>/<timestamp>/vis_data/vis_image/reconstruction_<epoch>.png
+custom_hooks = [dict(type='ReconstructionHook', interval=10, num_images=4)]

@@ -15,3 +15,6 @@ __all__ += ['RuntimeInfoHook']
 from .channels_last import ChannelsLastHook, to_channels_last  # noqa: E402
 
 __all__ += ['ChannelsLastHook', 'to_channels_last']
+from .reconstruction import ReconstructionHook  # noqa: E402
+
+__all__ += ['ReconstructionHook']

@@ -31,7 +31,8 @@ from mimlab.registry import MODELS
 from ..backbones.convnext import ConvNeXt
 from ..backbones.resnet import ResNet
 from ..backbones.vit import VisionTransformer
-from .base import BaseAlgorithm
+from .base import BaseAlgorithm, reconstruction_outputs
+from .simmim import stack_sample_masks
 
 # ---------------------------------------------------------------------------------------------------------- fill
 
@@ -400,12 +401,21 @@ class A2MIM(BaseAlgorithm):
         Returns:
             ``dict(loss=...)``.
         """
-        if not data_samples or 'mask' not in data_samples[0]:
-            raise ValueError('A2MIM needs a mask per sample: put SimMIMMaskGenerator in the pipeline before PackInputs')
-        mask = torch.stack([s.mask for s in data_samples]).to(inputs.device)  # B x (h, w) -> (B, h, w)
+        mask = stack_sample_masks(inputs, data_samples, type(self).__name__)  # (B, h, w)
         filled = fill_mean_rgb(inputs, mask)  # masking in pixels
         latent = self.backbone.forward_masked(filled, mask)[-1]  # masking in features -> (B, C_out, H/s, W/s)
         pred = self.neck(latent)  # -> (B, 3, H, W)
         if pred.shape[-2:] != inputs.shape[-2:]:
             raise ValueError(f'reconstruction {tuple(pred.shape[-2:])} and input {tuple(inputs.shape[-2:])} differ')
         return dict(loss=self.head.loss(pred, self.make_target(inputs), mask))
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """Reconstruction for visualisation with the masks of ``data_samples`` (as :meth:`loss`); returns
+        :func:`~mimlab.models.algorithms.base.reconstruction_outputs` (``masked``: the mean-RGB filled image the
+        encoder gets)."""
+        mask = stack_sample_masks(inputs, data_samples, type(self).__name__)
+        filled = fill_mean_rgb(inputs, mask)
+        pred = self.neck(self.backbone.forward_masked(filled, mask)[-1])  # (B, 3, H, W)
+        mask_img = upsample_mask(mask, inputs.shape[-2:])  # (B, 1, H, W)
+        return reconstruction_outputs(inputs, self.make_target(inputs), pred, mask_img, filled)

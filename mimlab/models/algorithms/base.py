@@ -22,6 +22,23 @@ def build_data_preprocessor(cfg) -> nn.Module:
     return _build(cfg if cfg is not None else dict(type='MIMDataPreprocessor'))
 
 
+def reconstruction_outputs(inputs, target, pred, mask, masked) -> dict:
+    """The dict every algorithm's ``reconstruct`` returns (all (B, C, H, W), in the input's normalised space).
+
+    Args:
+        inputs: The normalised input images.
+        target: The image the model learns to predict (the input, or the target generator's version of it).
+        pred: The model's prediction as an image.
+        mask: (B, 1, H, W), 1 where the model had to predict (removed, replaced or mixed-in pixels).
+        masked: What the encoder was given instead of the input.
+
+    Returns:
+        dict with those, plus ``pasted``: the input with its masked pixels replaced by the prediction.
+    """
+    mask = mask.to(inputs.dtype)
+    return dict(target=target, masked=masked, pred=pred, pasted=inputs * (1 - mask) + pred * mask, mask=mask)
+
+
 class BaseAlgorithm(BaseModel):
     """``forward(inputs, data_samples, mode)`` with ``mode`` 'loss' (a dict of losses) or 'tensor' (features).
 
@@ -68,6 +85,12 @@ class BaseAlgorithm(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
         raise NotImplementedError
+
+    def reconstruct(self, inputs: torch.Tensor, data_samples=None) -> dict:
+        """The model's reconstruction of normalised inputs (B, 3, H, W), for :mod:`mimlab.visualization`: a dict
+        as :func:`reconstruction_outputs` builds it. Draws masks as in training (seed the global RNG first for a
+        repeatable picture); ``data_samples`` carry the masks of algorithms that take them from the pipeline."""
+        raise NotImplementedError(f'{type(self).__name__} has no reconstruct()')
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':

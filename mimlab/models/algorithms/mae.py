@@ -19,7 +19,7 @@ from mimlab.registry import MODELS
 
 from ..backbones.vit import VisionTransformer
 from ..layers import TransformerEncoderLayer, build_2d_sincos_position_embedding, gather_tokens
-from .base import BaseAlgorithm
+from .base import BaseAlgorithm, reconstruction_outputs
 
 # ----------------------------------------------------------------------------------------------------------- mask
 
@@ -323,27 +323,35 @@ class MAE(BaseAlgorithm):
         return dict(loss=self.head.loss(pred, self.make_target(inputs), mask, pred_index))
 
     @torch.no_grad()
-    def reconstruct(self, inputs: torch.Tensor) -> dict:
-        """Reconstruction for visualisation.
+    def reconstruct(self, inputs: torch.Tensor, data_samples=None) -> dict:
+        """Reconstruction for visualisation (:mod:`mimlab.visualization`); draws a fresh mask.
 
         Args:
             inputs: Normalised images (B, 3, H, W).
+            data_samples: Unused (the mask is drawn here).
 
         Returns:
-            dict with ``pred`` (B, 3, H, W) the decoder's image in the input's normalised space (per-patch
-            normalisation undone with the target patches' statistics when ``norm_pix``), ``mask`` (B, 1, H, W)
-            1 = removed, and ``pasted`` (B, 3, H, W) the input with its removed patches replaced by ``pred``.
+            dict of (B, C, H, W) tensors in the input's normalised space: ``target`` the image the model learns to
+            predict (the input, or the target generator's version), ``masked`` what the encoder sees (removed
+            patches set to 0, the mean colour), ``pred`` the decoder's image (per-patch normalisation undone with
+            the target patches' statistics when ``norm_pix``), ``pasted`` the input with its removed patches replaced
+            by ``pred``, and ``mask`` (B, 1, H, W), 1 = removed.
         """
         latent, mask, ids_restore = self.backbone.forward_masked(inputs)
         pred = self.neck(latent, ids_restore)  # (B, L, P)
         p = self.head.patch_size
+        target = self.make_target(inputs)
         if self.head.norm_pix:
-            target = patchify(self.make_target(inputs), p)
-            pred = pred * (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5 + target.mean(dim=-1, keepdim=True)
+            pred = undo_norm_pix(pred, patchify(target, p))
         hw = (inputs.shape[2] // p, inputs.shape[3] // p)
         pred_img = unpatchify(pred, p, hw)
         mask_img = unpatchify(mask.unsqueeze(-1).expand(-1, -1, p * p), p, hw, in_channels=1)  # (B, 1, H, W)
-        return dict(pred=pred_img, mask=mask_img, pasted=inputs * (1 - mask_img) + pred_img * mask_img)
+        return reconstruction_outputs(inputs, target, pred_img, mask_img, inputs * (1 - mask_img))
+
+
+def undo_norm_pix(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Put per-patch normalised predictions (B, L, P) back on the scale of the target patches (B, L, P)."""
+    return pred * (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5 + target.mean(dim=-1, keepdim=True)
 
 
 def _init_mae_module(m: nn.Module) -> None:

@@ -32,8 +32,8 @@ from mimlab.registry import MODELS
 
 from ..backbones.mixmim import MixMIMTransformer
 from ..layers import build_2d_sincos_position_embedding
-from .base import BaseAlgorithm
-from .mae import MAEPretrainDecoder, MAEPretrainHead, _init_mae_module
+from .base import BaseAlgorithm, reconstruction_outputs
+from .mae import MAEPretrainDecoder, MAEPretrainHead, _init_mae_module, patchify, undo_norm_pix, unpatchify
 
 # ------------------------------------------------------------------------------------------------- mix, encode
 
@@ -218,3 +218,20 @@ class MixMIM(BaseAlgorithm):
         latent, mask = self.backbone.forward_mixed(inputs)
         pred = self.neck(latent, mask)  # (2B, L_4, P)
         return dict(loss=self.head.loss(pred, self.make_target(inputs), mask))
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor, data_samples=None) -> dict:
+        """Reconstruction for visualisation; draws a fresh mixing mask and pairs image b with image B-1-b (a single
+        image is paired with itself). Returns :func:`~mimlab.models.algorithms.base.reconstruction_outputs`:
+        ``masked`` is the mixed image the encoder gets, ``mask`` marks the partner's 32-px tokens in it, and ``pred``
+        is the unmixed reconstruction (every token predicted from the image's other half; norm_pix undone)."""
+        latent, mask = self.backbone.forward_mixed(inputs)  # mask (1, L_4, 1), 1 = the partner's token
+        pred = self.head.unmix(self.neck(latent, mask), mask)  # (2B, L_4, P) -> (B, L_4, P)
+        s = self.head.patch_size
+        target = self.make_target(inputs)
+        if self.head.norm_pix:
+            pred = undo_norm_pix(pred, patchify(target, s))
+        hw = (inputs.shape[2] // s, inputs.shape[3] // s)
+        mask_img = unpatchify(mask.expand(inputs.shape[0], -1, s * s), s, hw, in_channels=1)  # (B, 1, H, W)
+        mixed = inputs * (1 - mask_img) + inputs.flip(0) * mask_img
+        return reconstruction_outputs(inputs, target, unpatchify(pred, s, hw), mask_img, mixed)

@@ -23,7 +23,7 @@ from mimlab.registry import MODELS, TRANSFORMS
 
 from ..backbones.swin import SwinTransformer
 from ..backbones.vit import VisionTransformer
-from .base import BaseAlgorithm
+from .base import BaseAlgorithm, reconstruction_outputs
 
 # ----------------------------------------------------------------------------------------------------------- mask
 
@@ -290,11 +290,27 @@ class SimMIM(BaseAlgorithm):
         Returns:
             ``dict(loss=...)``.
         """
-        if not data_samples or 'mask' not in data_samples[0]:
-            raise ValueError(
-                'SimMIM needs a mask per sample: put SimMIMMaskGenerator in the pipeline before PackInputs'
-            )
-        mask = torch.stack([s.mask for s in data_samples]).to(inputs.device)  # B x (Hp, Wp) -> (B, Hp, Wp)
+        mask = stack_sample_masks(inputs, data_samples, type(self).__name__)
         latent = self.backbone.forward_masked(inputs, mask)[-1]  # (B, C, H/s, W/s)
         pred = self.neck(latent)  # -> (B, 3, H, W)
         return dict(loss=self.head.loss(pred, self.make_target(inputs), mask))
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """Reconstruction for visualisation with the masks of ``data_samples`` (as :meth:`loss`); returns
+        :func:`~mimlab.models.algorithms.base.reconstruction_outputs` (``masked``: masked pixels at 0, the mean
+        colour; the encoder itself gets its mask token there)."""
+        mask = stack_sample_masks(inputs, data_samples, type(self).__name__)
+        pred = self.neck(self.backbone.forward_masked(inputs, mask)[-1])  # (B, 3, H, W)
+        p = self.head.patch_size
+        mask_img = mask.repeat_interleave(p, 1).repeat_interleave(p, 2).unsqueeze(1).to(inputs.dtype)  # (B, 1, H, W)
+        return reconstruction_outputs(inputs, self.make_target(inputs), pred, mask_img, inputs * (1 - mask_img))
+
+
+def stack_sample_masks(inputs: torch.Tensor, data_samples: list, algorithm: str) -> torch.Tensor:
+    """The pipeline's per-sample masks as one (B, h, w) tensor on the inputs' device."""
+    if not data_samples or 'mask' not in data_samples[0]:
+        raise ValueError(
+            f'{algorithm} needs a mask per sample: put SimMIMMaskGenerator in the pipeline before PackInputs'
+        )
+    return torch.stack([s.mask for s in data_samples]).to(inputs.device)  # B x (h, w) -> (B, h, w)
