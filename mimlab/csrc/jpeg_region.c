@@ -284,7 +284,8 @@ static PyObject *planar(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-PyObject *mimlab_resample(PyObject *self, PyObject *args); /* resample.c */
+PyObject *mimlab_resample(PyObject *self, PyObject *args);            /* resample.c */
+PyObject *mimlab_resample_kernels(PyObject *self, PyObject *unused); /* resample.c */
 
 static PyMethodDef methods[] = {
     {"decode_region", decode_region, METH_VARARGS,
@@ -297,6 +298,9 @@ static PyMethodDef methods[] = {
      "resample(src, dst, filter, pillow13): the (H, W, 3) uint8 image src resized into the (h, w, 3) buffer dst "
      "with Pillow's antialiased filter (0 bilinear, 1 bicubic) and pass order (pillow13: Pillow >= 13's), equal to "
      "PIL.Image.resize's pixels."},
+    {"resample_kernels", mimlab_resample_kernels, METH_NOARGS,
+     "resample_kernels() -> 'avx512', 'avx2' or 'portable': the kernels resample uses (chosen from the CPU once, "
+     "capped by the MIMLAB_RESAMPLE_SIMD environment variable)."},
     {"header", header, METH_VARARGS,
      "header(data) -> (height, width, orientation): the size and EXIF orientation (1 when absent) of a JPEG."},
     {NULL, NULL, 0, NULL},

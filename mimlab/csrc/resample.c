@@ -446,3 +446,10 @@ PyObject *mimlab_resample(PyObject *self, PyObject *args) {
     PyBuffer_Release(&dst);
     return result;
 }
+
+/* resample_kernels() -> 'avx512', 'avx2' or 'portable': the kernels resample uses in this process. */
+PyObject *mimlab_resample_kernels(PyObject *self, PyObject *unused) {
+    static const char *names[] = {"portable", "avx2", "avx512"};
+    if (simd_level < 0) choose_simd_level();
+    return PyUnicode_FromString(names[simd_level]);
+}

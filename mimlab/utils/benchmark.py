@@ -297,7 +297,7 @@ def build_mmpretrain_reference(model: nn.Module) -> nn.Module:
     return builders[type(model).__name__](model)
 
 
-def _train_image_size(cfg, model: nn.Module) -> tuple[int, int]:
+def train_image_size(cfg, model: nn.Module) -> tuple[int, int]:
     """(H, W) of the training images: the train pipeline's crop/resize ``scale`` (or a mask generator's
     ``input_size``), else the ViT's patch grid, else 224."""
     pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
@@ -313,14 +313,17 @@ def _train_image_size(cfg, model: nn.Module) -> tuple[int, int]:
     return 224, 224
 
 
-def synthetic_batch_for(cfg, model: nn.Module, batch_size: int, seed: int = 0) -> dict:
-    """A synthetic uint8 batch for ``cfg``'s model: images at the train pipeline's size, per-sample masks drawn by the
-    pipeline's mask generator (SimMIM, A2MIM), random labels for classifiers; ``data_samples=None`` when the model
-    needs none (MAE, MixMIM)."""
+def synthetic_batch_for(
+    cfg, model: nn.Module, batch_size: int, seed: int = 0, image_size: tuple[int, int] | None = None
+) -> dict:
+    """A synthetic uint8 batch for ``cfg``'s model: images at the train pipeline's size (or ``image_size``, (H, W)),
+    per-sample masks drawn by the pipeline's mask generator (SimMIM, A2MIM), random labels for classifiers;
+    ``data_samples=None`` when the model needs none (MAE, MixMIM). Not normalised: pass it through
+    ``model.data_preprocessor`` as a training step does."""
     from mimlab.registry import TRANSFORMS
     from mimlab.structures import DataSample
 
-    h, w = _train_image_size(cfg, model)
+    h, w = image_size or train_image_size(cfg, model)
     g = torch.Generator().manual_seed(seed)
     inputs = torch.randint(0, 256, (batch_size, 3, h, w), dtype=torch.uint8, generator=g)
     pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
@@ -346,6 +349,19 @@ def synthetic_batch_for(cfg, model: nn.Module, batch_size: int, seed: int = 0) -
         samples.append(sample)
     np.random.set_state(state)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def build_model_without_pretrained(cfg) -> nn.Module:
+    """``cfg.model`` built and initialised as mmengine's Runner builds it (a top-level ``data_preprocessor`` moved
+    into the model), minus any ``Pretrained`` init: speed and FLOPs do not depend on the weights. On the CPU."""
+    from mimlab.registry import MODELS
+
+    model_cfg = _without_pretrained(copy.deepcopy(cfg.model))
+    if cfg.get('data_preprocessor') is not None:  # what mmengine's Runner does with a top-level preprocessor
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
 
 
 def _without_pretrained(cfg):
@@ -481,16 +497,10 @@ def benchmark_training(
         ``mfu``, ``peak_memory_mb``, ``batch_size``, ``device``, ``torch``, and ``reference_*`` plus
         ``speed_ratio`` (mimlab images/s over the reference's) with a reference.
     """
-    from mimlab.registry import MODELS
-
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     loader_cfg = cfg.get('train_dataloader') or {}
     bs = int(batch_size or loader_cfg.get('batch_size', 8))
-    model_cfg = _without_pretrained(copy.deepcopy(cfg.model))
-    if cfg.get('data_preprocessor') is not None:  # what mmengine's Runner does with a top-level preprocessor
-        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
-    model = MODELS.build(model_cfg)
-    model.init_weights()
+    model = build_model_without_pretrained(cfg)
     if channels_last is None:  # as the hook would do in a run
         hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'ChannelsLastHook']
         channels_last = bool(hooks) and (dev.type == 'cuda' or bool(hooks[0].get('on_cpu', False)))

@@ -74,9 +74,8 @@ def main(argv=None) -> None:
     from mmengine.dataset import Compose
 
     from mimlab.datasets import default_collate
-    from mimlab.registry import MODELS
     from mimlab.utils import register_all_modules
-    from mimlab.utils.benchmark import _train_image_size, _without_pretrained
+    from mimlab.utils.benchmark import build_model_without_pretrained, train_image_size
     from mimlab.utils.checkpoint import load_checkpoint, state_dict_of
     from mimlab.visualization import isolated_rng, reconstruct_batch, reconstruction_grid, save_image
 
@@ -87,7 +86,7 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = MODELS.build(_without_pretrained(cfg.model))
+    model = build_model_without_pretrained(cfg)
     if not hasattr(type(model), 'reconstruct'):
         sys.exit(
             f'error: {args.config} builds a {type(model).__name__}, which has no reconstruct(): give a MIM '
@@ -100,12 +99,11 @@ def main(argv=None) -> None:
         except RuntimeError as e:
             sys.exit(f'error: {args.checkpoint} does not fit {type(model).__name__}: {e}')
     else:
-        model.init_weights()
         print('no --checkpoint: the model has freshly initialised weights', file=sys.stderr)
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model.to(device)
 
-    pipeline = Compose(vis_pipeline(cfg, _train_image_size(cfg, model)))
+    pipeline = Compose(vis_pipeline(cfg, train_image_size(cfg, model)))
     with isolated_rng(args.seed):
         samples = []
         for path in args.img_path:
