@@ -9,15 +9,14 @@ image.
 """
 
 import contextlib
-import io
-import os.path as osp
 import random
 
 import numpy as np
 import torch
 from mmengine.model import is_model_wrapper
-from PIL import Image, ImageDraw, ImageFont
 from torch import nn
+
+from .grid import image_grid
 
 COLUMNS = (
     ('original', 'inputs'),
@@ -66,49 +65,8 @@ def reconstruction_grid(
     panels = dict(outputs, inputs=inputs)
     shown = [(title, key) for title, key in COLUMNS if key != 'target' or not torch.equal(panels['target'], inputs)]
     tiles = [to_uint8(panels[key], mean, std) for _, key in shown]  # each (B, H, W, 3)
-    B, H, W, _ = tiles[0].shape
-    font = ImageFont.load_default()
-    if titles:  # no tile narrower than the longest word of a title
-        min_tile = max(min_tile, 4 + int(max(font.getlength(word) for t, _ in shown for word in t.split())) + 1)
-    f = max(1, -(-min_tile // W))  # ceil(min_tile / W)
-    h, w = H * f, W * f
-    labels = [_wrap(title, font, w - 4) for title, _ in shown] if titles else []
-    line = 12
-    header = max(len(lines) for lines in labels) * line + 6 if titles else 0
-    grid = np.full((header + B * (h + gap) - gap, len(tiles) * (w + gap) - gap, 3), 255, np.uint8)
-    for c, tile in enumerate(tiles):
-        big = tile.repeat(f, axis=1).repeat(f, axis=2)  # (B, h, w, 3)
-        for r in range(B):
-            y, x = header + r * (h + gap), c * (w + gap)
-            grid[y : y + h, x : x + w] = big[r]
-    if titles:
-        image = Image.fromarray(grid)
-        draw = ImageDraw.Draw(image)
-        for c, lines in enumerate(labels):
-            for i, text in enumerate(lines):
-                draw.text((c * (w + gap) + 2, 2 + i * line), text, fill=(0, 0, 0), font=font)
-        grid = np.asarray(image).copy()
-    return grid
-
-
-def _wrap(text: str, font, width: int) -> list[str]:
-    """Greedy word wrap of a column title to ``width`` pixels (a word wider than that gets a line of its own)."""
-    lines = []
-    for word in text.split():
-        if lines and font.getlength(f'{lines[-1]} {word}') <= width:
-            lines[-1] = f'{lines[-1]} {word}'
-        else:
-            lines.append(word)
-    return lines
-
-
-def save_image(grid: np.ndarray, path: str) -> None:
-    """Write an RGB uint8 array as an image file (the format follows the suffix), atomically."""
-    from mimlab.utils.atomic_io import atomic_write
-
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format=Image.registered_extensions().get(osp.splitext(path)[1].lower(), 'PNG'))
-    atomic_write(buf.getvalue(), path)
+    rows = [[tile[b] for tile in tiles] for b in range(len(tiles[0]))]
+    return image_grid(rows, [title for title, _ in shown] if titles else None, min_tile=min_tile, gap=gap)
 
 
 @contextlib.contextmanager
