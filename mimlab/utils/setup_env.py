@@ -31,3 +31,32 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         )
         stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')
         DefaultScope.get_instance(f'mimlab-{stamp}', scope_name='mimlab')
+
+
+def load_tool_config(path: str, cfg_options: dict | None = None, quiet: bool = True):
+    """What a command-line tool does first: register mimlab's modules, load the config ``path`` and apply
+    ``--cfg-options``.
+
+    Args:
+        path: Config file.
+        cfg_options: ``{key: value}`` overrides (mmengine's ``DictAction``), applied last.
+        quiet: Make the current mmengine logger a WARNING-level one, so that building a model does not print a
+            line per initialised parameter.
+
+    Returns:
+        The merged ``mmengine.config.Config``.
+    """
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    register_all_modules()
+    if quiet:
+        name = f'mimlab-tool-{datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")}'
+        MMLogger.get_instance(name, log_level='WARNING')
+        logging.getLogger(name).setLevel(logging.WARNING)
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg

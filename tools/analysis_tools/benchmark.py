@@ -7,9 +7,8 @@ Example: ``python tools/analysis_tools/benchmark.py configs/mae/mae_vit-base-p16
 
 import argparse
 import json
-import logging
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,17 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mmengine.logging import MMLogger
-
-    from mimlab.utils import register_all_modules
     from mimlab.utils.benchmark import benchmark_training, format_training
+    from mimlab.utils.setup_env import load_tool_config
 
-    register_all_modules()
-    MMLogger.get_instance('mimlab-benchmark', log_level='WARNING')  # no per-parameter init messages
-    logging.getLogger('mimlab-benchmark').setLevel(logging.WARNING)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
     result = benchmark_training(
         cfg,
         batch_size=args.batch_size,

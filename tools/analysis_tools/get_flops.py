@@ -9,9 +9,8 @@ mmcv's / fvcore's get_flops print MACs as "FLOPs". The numbers come from
 
 import argparse
 import json
-import logging
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,17 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mmengine.logging import MMLogger
-
-    from mimlab.utils import register_all_modules
     from mimlab.utils.complexity import format_complexity, model_complexity
+    from mimlab.utils.setup_env import load_tool_config
 
-    register_all_modules()
-    MMLogger.get_instance('mimlab-get-flops', log_level='WARNING')  # no per-parameter init messages
-    logging.getLogger('mimlab-get-flops').setLevel(logging.WARNING)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
     shape = None if args.shape is None else (args.shape[0], args.shape[-1])
     try:
         result = model_complexity(cfg, shape, args.batch_size)

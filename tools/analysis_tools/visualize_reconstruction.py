@@ -74,18 +74,15 @@ def main(argv=None) -> None:
     from mmengine.dataset import Compose
 
     from mimlab.datasets import default_collate
-    from mimlab.utils import register_all_modules
     from mimlab.utils.benchmark import build_model_without_pretrained, train_image_size
     from mimlab.utils.checkpoint import load_checkpoint, state_dict_of
+    from mimlab.utils.setup_env import load_tool_config
     from mimlab.visualization import isolated_rng, reconstruct_batch, reconstruction_grid, save_image
 
-    register_all_modules()
     for path in args.img_path:
         if not osp.isfile(path):
             sys.exit(f'error: image {path} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
     model = build_model_without_pretrained(cfg)
     if not hasattr(type(model), 'reconstruct'):
         sys.exit(

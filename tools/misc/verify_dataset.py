@@ -7,7 +7,7 @@ Decodes each file fully (a truncated JPEG is caught, not only a missing one), sh
 import argparse
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def main(argv=None) -> int:
@@ -20,12 +20,9 @@ def main(argv=None) -> int:
 
     from mimlab.datasets.verify import verify_image_files
     from mimlab.registry import DATASETS
-    from mimlab.utils import register_all_modules
+    from mimlab.utils.setup_env import load_tool_config
 
-    register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options, quiet=False)
     loader = cfg.get(f'{args.split}_dataloader')
     if not loader:
         parser.error(f'{args.config} has no {args.split}_dataloader')

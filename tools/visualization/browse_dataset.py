@@ -13,7 +13,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 ROWS_PER_IMAGE = 16
 
@@ -50,11 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> list[str]:
     args = parse_args(argv)
+    from mimlab.utils.setup_env import load_tool_config
     from mimlab.visualization import browse_grid, browse_samples, save_image
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
     try:
         samples = browse_samples(cfg, args.phase, args.num, args.seed, original=args.mode != 'transformed')
     except ValueError as e:

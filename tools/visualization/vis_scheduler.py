@@ -11,11 +11,10 @@ distinct schedule: the configured value (``base_lr``, what the log calls base_lr
 """
 
 import argparse
-import logging
 import os.path as osp
 import re
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,18 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.logging import MMLogger
-
     from mimlab.utils.param_schedule import format_schedule, param_schedule, plot_schedule
+    from mimlab.utils.setup_env import load_tool_config
 
-    # no per-parameter init or paramwise messages when the model is built
-    MMLogger.get_instance('mimlab-vis-scheduler', log_level='WARNING')
-    logging.getLogger('mimlab-vis-scheduler').setLevel(logging.WARNING)
-    cfg = Config.fromfile(args.config)
+    # quiet: no per-parameter init or paramwise messages when the model is built
+    cfg = load_tool_config(args.config, args.cfg_options)
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     name = osp.basename(args.config)
     try:
         schedule = param_schedule(cfg, args.dataset_size, args.ngpus, args.param)
