@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mimlab.registry import MODELS
 
@@ -252,15 +253,22 @@ class SwinBlock(nn.Module):
         qkv_bias: bool,
         pad_small_map: bool,
         norm_eps: float,
+        with_cp: bool = False,
     ):
         super().__init__()
+        self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = ShiftWindowMSA(embed_dims, num_heads, window_size, shift, qkv_bias, 0.0, drop_path, pad_small_map)
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.ffn = FFN(embed_dims, 4 * embed_dims, drop_path_rate=drop_path)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """(B, L, C) -> (B, L, C)."""
+        """(B, L, C) -> (B, L, C); with ``with_cp`` the backward pass recomputes the block from its input."""
+        if self.with_cp and x.requires_grad and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, hw, use_reentrant=False)
+        return self._forward(x, hw)
+
+    def _forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), hw)
         return self.ffn(self.norm2(x), identity=x)
 
@@ -305,10 +313,13 @@ class SwinStage(nn.Module):
         drop_paths: Sequence[float],
         pad_small_map: bool,
         norm_eps: float,
+        with_cp: bool = False,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinBlock(embed_dims, num_heads, window_size, i % 2 == 1, drop_paths[i], True, pad_small_map, norm_eps)
+            SwinBlock(
+                embed_dims, num_heads, window_size, i % 2 == 1, drop_paths[i], True, pad_small_map, norm_eps, with_cp
+            )
             for i in range(depth)
         )
         self.downsample = PatchMerging(embed_dims, 2 * embed_dims, norm_eps) if downsample else None
@@ -337,6 +348,7 @@ class SwinTransformer(BaseBackbone):
         norm_eps: LayerNorm epsilon (1e-5, torch's default, as mmpretrain's Swin).
         frozen_stages: Freeze the stem and stages 0..frozen_stages with their out norms (-1: nothing).
         interpolate_mode: How the absolute position table is resized for other grids.
+        with_cp: Activation checkpointing in every block (memory for compute; mmpretrain's argument of that name).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
     """
 
@@ -365,6 +377,7 @@ class SwinTransformer(BaseBackbone):
         norm_eps: float = 1e-5,
         frozen_stages: int = -1,
         interpolate_mode: str = 'bicubic',
+        with_cp: bool = False,
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -397,7 +410,9 @@ class SwinTransformer(BaseBackbone):
         widths = [self.embed_dims]
         for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads, strict=True)):
             downsample = i < len(self.depths) - 1
-            stage = SwinStage(widths[-1], depth, heads, window_size, downsample, dpr[:depth], pad_small_map, norm_eps)
+            stage = SwinStage(
+                widths[-1], depth, heads, window_size, downsample, dpr[:depth], pad_small_map, norm_eps, with_cp
+            )
             dpr = dpr[depth:]
             self.stages.append(stage)
             widths.append(stage.out_channels)

@@ -52,6 +52,7 @@ class VisionTransformer(BaseBackbone):
         use_rel_pos_bias: A BEiT-style relative position bias in every block's attention (openmixup's and
             mmselfsup's ``use_window``; keys ``layers.{i}.attn.relative_position_bias_table``), besides the absolute
             table; the blocks then always see the cls token and the full patch grid of ``img_size``.
+        with_cp: Activation checkpointing in every block (memory for compute, for ViT-L/H on smaller GPUs).
         init_cfg: mmengine init config (e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
     """
 
@@ -87,6 +88,7 @@ class VisionTransformer(BaseBackbone):
         layer_scale_init_value: float = 0.0,
         pre_norm: bool = False,
         use_rel_pos_bias: bool = False,
+        with_cp: bool = False,
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -144,6 +146,7 @@ class VisionTransformer(BaseBackbone):
                 qkv_bias=qkv_bias,
                 norm_eps=norm_eps,
                 rel_pos_grid=self.patch_resolution if use_rel_pos_bias else None,
+                with_cp=with_cp,
             )
             for i in range(self.num_layers)
         )
