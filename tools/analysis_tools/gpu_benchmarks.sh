@@ -41,6 +41,7 @@ step() {  # step NAME TOOL ARGS...: run one benchmark under the time limit
 import torch
 print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')
 PY
+"$PY" tools/misc/collect_env.py >"$OUT/collect_env.txt" 2>&1  # the whole environment, for docs/benchmarks.md
 # the JPEG region decoder of the CPU path (optional: needs a C compiler and the libjpeg headers)
 "$PY" setup.py -q build_ext --inplace >"$OUT/build_ext.log" 2>&1 || echo "mimlab._jpeg not built: see $OUT/build_ext.log"
 
