@@ -2,6 +2,7 @@
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 
 from mimlab.registry import HOOKS
 from mimlab.visualization import isolated_rng, reconstruct_batch, reconstruction_grid
@@ -60,7 +61,7 @@ class ReconstructionHook(Hook):
         with isolated_rng(self.seed):
             data = loader.collate_fn([dataset[i] for i in range(n)])
             inputs, outputs = reconstruct_batch(runner.model, data, seed=None)
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         pre = model.data_preprocessor
         grid = reconstruction_grid(inputs, outputs, pre.mean, pre.std, min_tile=self.min_tile)
         runner.visualizer.add_image('reconstruction', grid, step=step)
