@@ -152,6 +152,9 @@ def test_grid_shows_the_input_pixels_and_the_target_only_when_it_differs():
 def _tiny_mae_cfg(tmp_path: Path, hooks: list) -> Config:
     cfg = Config.fromfile(str(DEMO / 'mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'))
     cfg.work_dir = str(tmp_path)
+    # mmengine keys its visualizer instance by the experiment name (config name + timestamp to the second): two runs
+    # started within one second would share the first run's visualizer and write into its work dir
+    cfg.experiment_name = f'recon-{tmp_path.name}'
     cfg.train_dataloader.dataset.num_samples = 32
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.num_workers = 0
