@@ -122,7 +122,7 @@ def test_mask_sites_and_shapes():
     with torch.no_grad():
         out = r50.forward_masked(torch.randn(1, 3, 224, 224), torch.zeros(1, 14, 14, dtype=torch.long))
     assert site['r50'] == (1, 1024, 14, 14) and out[-1].shape == (1, 2048, 7, 7)
-    with pytest.raises(ValueError, match=r'mask grid \(7, 7\) does not match the layer4 input feature map \(14, 14\)'):
+    with pytest.raises(ValueError, match=r'grid \(7, 7\) does not match the feature map \(14, 14\) at mask site 3'):
         r50.forward_masked(torch.randn(1, 3, 224, 224), torch.zeros(1, 7, 7, dtype=torch.long))
     # ConvNeXt l3: after the stride-32 downsample; ConvNeXt-B's site is 1024 wide
     with torch.device('meta'):

@@ -98,7 +98,7 @@ def test_loss_counts_masked_patches_only():
 
 def _loss_and_grads(model, x, masked_only):
     model.zero_grad(set_to_none=True)
-    model.head.loss_module.masked_only = masked_only  # False: decode and predict every patch, weight by the mask
+    model.predict_masked_only = masked_only  # False: decode and predict every patch, weight by the mask
     torch.manual_seed(7)
     loss = model.loss(x, None)['loss']
     loss.backward()

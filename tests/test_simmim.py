@@ -100,7 +100,7 @@ def test_mask_token_replaces_exactly_the_masked_patches():
         plain = backbone(x)[0]
         assert torch.allclose(backbone.forward_masked(x, mask)[0], plain, atol=1e-6)  # nothing masked: plain Swin
         mask[0, :8] = 1
-        with pytest.raises(ValueError, match='does not match the patch grid'):
+        with pytest.raises(ValueError, match=r'\(8, 16\) does not match the feature map \(16, 16\) at mask site'):
             backbone.forward_masked(x, mask[:, :8])
         # a masked patch's content no longer matters
         x2 = x.clone()

@@ -21,13 +21,12 @@ on the normalised batch, with the same result. Key names: ``backbone.mask_token`
 """
 
 import torch
-import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from timm.layers import trunc_normal_
 from torch import nn
 
 from mimlab.registry import MODELS
 
+from ..backbones.base import MaskTokenBackbone
 from ..backbones.convnext import ConvNeXt
 from ..backbones.resnet import ResNet
 from ..backbones.vit import VisionTransformer
@@ -62,52 +61,48 @@ def fill_mean_rgb(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # -------------------------------------------------------------------------------------------------------- encode
 
 
-class _MaskTokenMixin:
-    """The residual mask token shared by the three backbones (openmixup's ``forward_mask``).
+class A2MIMMaskedBackbone(MaskTokenBackbone):
+    """Mixin: the residual mask token of openmixup's ``forward_mask`` at mask site ``mask_layer`` of any
+    :class:`~mimlab.models.backbones.base.BaseBackbone`; ``forward(x)`` stays the plain one.
 
     With ``replace``, masked features are swapped for the token (SimMIM). Otherwise the token is added,
     ``x * (1 - m) + gamma * x * m + token * m``, with ``gamma`` = ``mask_gamma`` when ``mask_init > 0`` (learnable,
-    initialised to ``mask_init``) and 1 when not.
+    initialised to ``mask_init``; (1, C, 1, 1) on a map, (C,) on tokens as openmixup's) and 1 when not.
     """
 
-    def _init_mask_token(self, token_shape: tuple, gamma_shape: tuple, replace: bool, mask_init: float) -> None:
-        self.replace = replace
-        self.mask_token = nn.Parameter(torch.zeros(token_shape))
+    def add_a2mim_mask_token(self, mask_layer: int, replace: bool, mask_init: float) -> None:
+        self.add_mask_token(mask_layer)
+        self.mask_layer, self.replace = mask_layer, replace
+        c = self.site_channels[mask_layer]
+        gamma_shape = self.site_param_shape(mask_layer) if self.feature_layout == 'map' else (c,)
         self.mask_gamma = (
             nn.Parameter(torch.full(gamma_shape, float(mask_init))) if mask_init > 0 and not replace else None
         )
 
     def apply_mask_token(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """x: features (B, C, h, w) or tokens (B, L, D); m: the mask broadcast to x, (B, 1, h, w) or (B, L, 1)."""
-        m = m.to(x.dtype)
         if self.replace:
             return x * (1.0 - m) + self.mask_token * m
         if self.mask_gamma is not None:
             x = x * (1.0 - m) + (x * m) * self.mask_gamma
         return x + self.mask_token * m
 
-    def _check_mask(self, mask: torch.Tensor, hw: tuple[int, int], where: str) -> None:
-        if tuple(mask.shape[-2:]) != tuple(hw):
-            raise ValueError(
-                f'mask grid {tuple(mask.shape[-2:])} does not match the {where} feature map {tuple(hw)}: set the '
-                "mask generator's model_patch_size to that stage's stride (16: ResNet l3 and ViT; 32: ConvNeXt l3)"
-            )
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, 3, H, W) filled images; mask (B, h, w) on the grid of site ``mask_layer``, 1 = masked.
 
-    def _init_token_weights(self) -> None:
-        if not getattr(self, '_is_init', False):
-            trunc_normal_(self.mask_token, std=0.02)
-
-    def no_weight_decay(self) -> set[str]:
-        return super().no_weight_decay() | {'mask_token'}
+        Returns: per out index the backbone's output; for ResNet-50 at 224 px (B, 2048, 7, 7).
+        """
+        hook = lambda f, hw: self.apply_mask_token(f, self.site_mask(mask, f, hw))  # noqa: E731
+        return self.forward_stages(x, {self.mask_layer: hook})
 
 
 @MODELS.register_module()
-class MIMResNet(_MaskTokenMixin, ResNet):
+class MIMResNet(A2MIMMaskedBackbone, ResNet):
     """ResNet whose :meth:`forward_masked` adds the mask token to the input of ``layer{mask_layer + 1}``.
 
     ``mask_layer=3`` ("l3", the A2MIM default) masks the layer3 output: stride 16, 1024 channels for ResNet-50+;
     ``mask_layer=0`` masks the stem output (stride 4). Other arguments as
-    :class:`~mimlab.models.backbones.resnet.ResNet`; ``forward(x)`` is the plain ResNet.
+    :class:`~mimlab.models.backbones.resnet.ResNet`.
 
     Args:
         mask_layer: 0-3, the stage whose input receives the token.
@@ -117,33 +112,11 @@ class MIMResNet(_MaskTokenMixin, ResNet):
 
     def __init__(self, depth=50, mask_layer: int = 3, replace: bool = False, mask_init: float = 0.0, **kwargs):
         super().__init__(depth=depth, **kwargs)
-        if not 0 <= mask_layer < self.num_stages:
-            raise ValueError(f'mask_layer must be in [0, {self.num_stages}), got {mask_layer}')
-        self.mask_layer = mask_layer
-        width = self.embed_dims if mask_layer == 0 else self.num_features[mask_layer - 1]
-        self._init_mask_token((1, width, 1, 1), (1, width, 1, 1), replace, mask_init)
-
-    def init_weights(self) -> None:
-        self._init_token_weights()
-        super().init_weights()
-
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W) filled images; mask (B, h, w) at the mask site. Returns: per out index
-        (B, C_s, H_s, W_s); for ResNet-50 at 224 px (B, 2048, 7, 7)."""
-        x = self.forward_stem(x)  # (B, 3, H, W) -> (B, C_stem, H/4, W/4)
-        outs = []
-        for i, name in enumerate(self.res_layers):
-            if i == self.mask_layer:
-                self._check_mask(mask, x.shape[-2:], f'layer{i + 1} input')
-                x = self.apply_mask_token(x, mask.unsqueeze(1))  # (B, h, w) -> (B, 1, h, w)
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        self.add_a2mim_mask_token(mask_layer, replace, mask_init)
 
 
 @MODELS.register_module()
-class MIMConvNeXt(_MaskTokenMixin, ConvNeXt):
+class MIMConvNeXt(A2MIMMaskedBackbone, ConvNeXt):
     """ConvNeXt whose :meth:`forward_masked` adds the mask token right after ``downsample_layers[mask_layer]``.
 
     ``mask_layer=3`` masks after the stride-32 downsample of the last stage (7 x 7 at 224 px), one stage later than
@@ -167,39 +140,11 @@ class MIMConvNeXt(_MaskTokenMixin, ConvNeXt):
         **kwargs,
     ):
         super().__init__(arch=arch, out_indices=out_indices, gap_before_final_norm=gap_before_final_norm, **kwargs)
-        if not 0 <= mask_layer < self.num_stages:
-            raise ValueError(f'mask_layer must be in [0, {self.num_stages}), got {mask_layer}')
-        self.mask_layer = mask_layer
-        width = self.channels[mask_layer]
-        self._init_mask_token((1, width, 1, 1), (1, width, 1, 1), replace, mask_init)
-
-    def init_weights(self) -> None:
-        self._init_token_weights()
-        super().init_weights()
-
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W) filled images; mask (B, h, w) at the mask site. Returns: per out index
-        (B, C_i, H_i, W_i); for ConvNeXt-B at 224 px (B, 1024, 7, 7)."""
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = self.downsample_layers[i](x)  # -> (B, C_i, H_i, W_i)
-            if i == self.mask_layer:
-                self._check_mask(mask, x.shape[-2:], f'stage {i}')
-                x = self.apply_mask_token(x, mask.unsqueeze(1))  # (B, h, w) -> (B, 1, h, w)
-            for block in stage:
-                x = cp.checkpoint(block, x, use_reentrant=False) if self.with_cp and x.requires_grad else block(x)
-            if i in self.out_indices:
-                norm = getattr(self, f'norm{i}')
-                if self.gap_before_final_norm:
-                    x_out = F.layer_norm(x.mean(dim=(2, 3)), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-                    outs.append(x_out)  # (B, C, H, W) -> (B, C)
-                else:
-                    outs.append(norm(x).contiguous())
-        return tuple(outs)
+        self.add_a2mim_mask_token(mask_layer, replace, mask_init)
 
 
 @MODELS.register_module()
-class A2MIMViT(_MaskTokenMixin, VisionTransformer):
+class A2MIMViT(A2MIMMaskedBackbone, VisionTransformer):
     """ViT for A2MIM: the mask token is added to the patch embeddings (``mask_layer=0``: before the cls token and the
     position table) or to the patch tokens entering block ``mask_layer - 1`` (``mask_layer=k > 0``).
 
@@ -230,34 +175,7 @@ class A2MIMViT(_MaskTokenMixin, VisionTransformer):
             use_rel_pos_bias=use_rel_pos_bias,
             **kwargs,
         )
-        if not 0 <= mask_layer < self.num_layers:
-            raise ValueError(f'mask_layer must be in [0, {self.num_layers}), got {mask_layer}')
-        self.mask_layer = mask_layer
-        self._init_mask_token((1, 1, self.embed_dims), (self.embed_dims,), replace, mask_init)
-
-    def init_weights(self) -> None:
-        self._init_token_weights()
-        super().init_weights()
-
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W) filled images; mask (B, Hp, Wp). Returns: per out index (B, D, Hp, Wp)."""
-        tokens, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
-        self._check_mask(mask, hw, 'patch')
-        m = mask.flatten(1).unsqueeze(-1)  # (B, Hp, Wp) -> (B, L, 1)
-        if self.mask_layer == 0:
-            tokens = self.apply_mask_token(tokens, m)
-        x = self.add_position(tokens, hw)  # (B, L, D) -> (B, E+L, D)
-        outs = []
-        for i, layer in enumerate(self.layers):
-            if i + 1 == self.mask_layer:
-                e = self.num_extra_tokens
-                x = torch.cat([x[:, :e], self.apply_mask_token(x[:, e:], m)], dim=1)  # patch tokens only
-            x = layer(x)
-            if i == self.num_layers - 1 and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, hw))
-        return tuple(outs)
+        self.add_a2mim_mask_token(mask_layer, replace, mask_init)
 
 
 # ---------------------------------------------------------------------------------------------------------- loss
@@ -369,20 +287,9 @@ class A2MIM(BaseAlgorithm):
     ``extract_feat(inputs)`` gives the plain (unmasked) encoder features.
     """
 
-    def _encoder_geometry(self) -> tuple[int, int]:
-        """(output width C_out, output stride s) of the backbone's last out index."""
-        b = self.backbone
-        if isinstance(b, ResNet):
-            last = b.out_indices[-1]
-            return b.num_features[last], 2 ** (last + 2)  # default strides: 4 after the stem, x2 per later stage
-        if isinstance(b, ConvNeXt):
-            last = b.out_indices[-1]
-            return b.channels[last], b.downsample_layers[0][0].stride[0] * 2**last
-        return b.embed_dims, b.patch_size
-
     def _neck_defaults(self) -> dict:
-        width, stride = self._encoder_geometry()
-        return dict(in_channels=width, encoder_stride=stride)
+        b = self.backbone
+        return dict(in_channels=b.out_channels[-1], encoder_stride=b.out_strides[-1])
 
     def init_weights(self) -> None:
         # before the children's and any 'Pretrained' init_cfg, which mmengine applies last and must win

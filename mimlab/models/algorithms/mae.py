@@ -96,18 +96,13 @@ class MAEViT(VisionTransformer):
         self.mask_ratio = mask_ratio
         self.pos_embed.requires_grad = False  # fixed sin-cos table, still saved in checkpoints
 
-    def init_weights(self) -> None:
-        if getattr(self, '_is_init', False):
-            return
-        if not self._loads_pretrained():
-            table = build_2d_sincos_position_embedding(self.patch_resolution, self.embed_dims, cls_token=True)
-            self.pos_embed.data.copy_(table)
-            self.apply(_init_mae_module)
-            w = self.patch_embed.projection.weight
-            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-            nn.init.normal_(self.cls_token, std=0.02)
-        # skip VisionTransformer's random init; BaseModule's runs a 'Pretrained' init_cfg
-        super(VisionTransformer, self).init_weights()
+    def init_random_weights(self) -> None:
+        table = build_2d_sincos_position_embedding(self.patch_resolution, self.embed_dims, cls_token=True)
+        self.pos_embed.data.copy_(table)
+        self.apply(_init_mae_module)
+        w = self.patch_embed.projection.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
 
     def forward_masked(
         self, x: torch.Tensor, mask_ratio: float | None = None
@@ -200,25 +195,36 @@ class MAEPretrainDecoder(nn.Module):
         self.apply(_init_mae_module)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(
-        self, x: torch.Tensor, ids_restore: torch.Tensor, pred_index: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Args: x latent (B, 1 + L_vis, D); ids_restore (B, L); pred_index (B, M) patch positions (raster order,
-        0-based) to predict, e.g. the masked ones: the last block, the norm and the prediction layer then run for
-        these M tokens only (the others cannot reach the output). Returns: prediction (B, L, P), or (B, M, P)."""
+    def embed_tokens(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Visible latents (B, 1 + L_vis, D) -> decoder tokens (B, 1 + L, Dd) in raster order, mask tokens at the
+        removed patches, position table added."""
         x = self.decoder_embed(x)  # (B, 1 + L_vis, D) -> (B, 1 + L_vis, Dd)
         B, n_vis = x.shape[:2]
         L = ids_restore.shape[1]
         tokens = torch.cat([x[:, 1:], self.mask_token.expand(B, L + 1 - n_vis, -1)], dim=1)  # (B, L, Dd) shuffled
         tokens = gather_tokens(tokens, ids_restore)  # -> raster order
-        x = torch.cat([x[:, :1], tokens], dim=1) + self.decoder_pos_embed  # (B, 1 + L, Dd)
-        if pred_index is None:
-            for block in self.decoder_blocks:
-                x = block(x)
-            return self.decoder_pred(self.ln1(x))[:, 1:]  # (B, 1 + L, Dd) -> (B, L, P)
+        return torch.cat([x[:, :1], tokens], dim=1) + self.decoder_pos_embed  # (B, 1 + L, Dd)
+
+    def forward(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Args: x latent (B, 1 + L_vis, D); ids_restore (B, L). Returns: prediction of every patch (B, L, P)."""
+        x = self.embed_tokens(x, ids_restore)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.ln1(x))[:, 1:]  # (B, 1 + L, Dd) -> (B, L, P)
+
+    def forward_at(self, x: torch.Tensor, ids_restore: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The prediction of the patches at ``index`` only, equal to ``gather_tokens(forward(x, ids_restore), index)``.
+
+        The last block (queries, output projection, MLP), the norm and the prediction layer run for these M tokens
+        only; every token still gives keys and values, and earlier blocks run on all of them.
+
+        Args: x latent (B, 1 + L_vis, D); ids_restore (B, L); index (B, M) patch positions (raster order, 0-based).
+        Returns: (B, M, P).
+        """
+        x = self.embed_tokens(x, ids_restore)
         for block in self.decoder_blocks[:-1]:
             x = block(x)
-        x = self.decoder_blocks[-1](x, query_index=pred_index + 1)  # (B, 1 + L, Dd) -> (B, M, Dd); +1: cls first
+        x = self.decoder_blocks[-1](x, query_index=index + 1)  # (B, 1 + L, Dd) -> (B, M, Dd); +1: cls first
         return self.decoder_pred(self.ln1(x))  # (B, M, P)
 
     def no_weight_decay(self) -> set[str]:
@@ -281,14 +287,16 @@ class MAEPretrainHead(nn.Module):
             target = (target - mean) / (var + 1.0e-6) ** 0.5
         return target
 
-    def loss(
-        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pred_index: torch.Tensor | None = None
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Args: pred (B, L, P); target image (B, C, H, W); mask (B, L), 1 = removed. Returns: scalar."""
+        return self.loss_module(pred, self.construct_target(target), mask)
+
+    def loss_at(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
-        """Args: pred (B, L, P), or (B, M, P) for the patches at ``pred_index`` (B, M); target image (B, C, H, W);
-        mask (B, L), 1 = removed. Returns: scalar."""
-        if pred_index is None:
-            return self.loss_module(pred, self.construct_target(target), mask)
-        return self.loss_module(pred, self.construct_target(target, pred_index), torch.gather(mask, 1, pred_index))
+        """:meth:`loss` from the predictions of the patches at ``index`` (B, M) only, pred (B, M, P): equal to the full
+        loss when the loss module weighs patches by ``mask`` and ``index`` holds every removed patch."""
+        return self.loss_module(pred, self.construct_target(target, index), torch.gather(mask, 1, index))
 
 
 # ----------------------------------------------------------------------------------------------------- algorithm
@@ -298,7 +306,19 @@ class MAEPretrainHead(nn.Module):
 class MAE(BaseAlgorithm):
     """Masked autoencoder: ``backbone`` = :class:`MAEViT`, ``neck`` = :class:`MAEPretrainDecoder`, ``head`` =
     :class:`MAEPretrainHead`. The decoder's input width, patch size and patch count, and the head's patch size, are
-    taken from the backbone. A ``target_generator`` (e.g. PixMIM's low-pass filter) changes the target image."""
+    taken from the backbone. A ``target_generator`` (e.g. PixMIM's low-pass filter) changes the target image.
+
+    Args:
+        predict_masked_only: The loss counts the removed patches only (MAE's), so predict just those: the decoder's
+            last block, norm and prediction layer run for M = L - L_vis tokens (:meth:`MAEPretrainDecoder.forward_at`,
+            :meth:`MAEPretrainHead.loss_at`): the same loss and gradients, fewer FLOPs. Set False for a head whose
+            loss also counts visible patches.
+        **kwargs: :class:`~mimlab.models.algorithms.base.BaseAlgorithm` arguments.
+    """
+
+    def __init__(self, *args, predict_masked_only: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.predict_masked_only = predict_masked_only
 
     def _neck_defaults(self) -> dict:
         b = self.backbone
@@ -314,13 +334,12 @@ class MAE(BaseAlgorithm):
     def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
         """Args: inputs normalised images (B, 3, H, W). Returns: ``dict(loss=scalar)``."""
         latent, mask, ids_restore = self.backbone.forward_masked(inputs)
-        pred_index = None
-        if getattr(self.head.loss_module, 'masked_only', False):
-            # the loss sees the removed patches only: predict just those (the decoder's last block, norm and
-            # prediction layer run for M = L - L_vis tokens; the same loss, fewer FLOPs)
-            pred_index = masked_index(ids_restore, latent.shape[1] - 1)  # (B, M)
-        pred = self.neck(latent, ids_restore, pred_index)  # (B, L, P) or (B, M, P)
-        return dict(loss=self.head.loss(pred, self.make_target(inputs), mask, pred_index))
+        target = self.make_target(inputs)
+        if not self.predict_masked_only:
+            return dict(loss=self.head.loss(self.neck(latent, ids_restore), target, mask))  # (B, L, P) predicted
+        index = masked_index(ids_restore, latent.shape[1] - 1)  # (B, M), the removed patches
+        pred = self.neck.forward_at(latent, ids_restore, index)  # (B, M, P)
+        return dict(loss=self.head.loss_at(pred, target, mask, index))
 
     @torch.no_grad()
     def reconstruct(self, inputs: torch.Tensor, data_samples=None) -> dict:

@@ -65,7 +65,7 @@ class MixMIMPretrainTransformer(MixMIMTransformer):
         Returns:
             Per stage i, a float mask (1, L_i, 1), 1 = token from the partner image; the last is at the output grid.
         """
-        s = self.encoder_stride
+        s = self.stage_strides[-1]
         out_h, out_w = x.shape[2] // s, x.shape[3] // s
         L = out_h * out_w
         ratio = self.mask_ratio + random.uniform(0.0, self.range_mask_ratio)
@@ -91,10 +91,8 @@ class MixMIMPretrainTransformer(MixMIMTransformer):
             latent (B, L_4, C) and the output-grid mask (1, L_4, 1), 1 = the partner's token.
         """
         masks = self.random_masking(x)
-        tokens = self.embed(x)  # (B, L_1, C_1)
-        tokens = tokens * (1.0 - masks[0]) + tokens.flip(0) * masks[0]  # token-level mix, before the position table
-        tokens = self.drop_after_pos(tokens + self.absolute_pos_embed)
-        return self.forward_tokens(tokens, masks), masks[-1]
+        mix = lambda t, hw: t * (1.0 - masks[0]) + t.flip(0) * masks[0]  # (B, L_1, C_1), before the position table
+        return self.forward_tokens(x, {0: mix}, sources=masks), masks[-1]
 
 
 # -------------------------------------------------------------------------------------------------------- decode
@@ -203,15 +201,12 @@ class MixMIM(BaseAlgorithm):
 
     def _neck_defaults(self) -> dict:
         b = self.backbone
-        s = b.encoder_stride
-        grid = (
-            b.patch_resolution[0] * b.patch_embed.patch_size // s,
-            b.patch_resolution[1] * b.patch_embed.patch_size // s,
-        )
-        return dict(embed_dims=b.num_features, num_patches=grid[0] * grid[1], encoder_stride=s)
+        s = b.out_strides[-1]
+        grid = (b.patch_resolution[0] * b.patch_size // s, b.patch_resolution[1] * b.patch_size // s)
+        return dict(embed_dims=b.out_channels[-1], num_patches=grid[0] * grid[1], encoder_stride=s)
 
     def _head_defaults(self) -> dict:
-        return dict(patch_size=self.backbone.encoder_stride)
+        return dict(patch_size=self.backbone.out_strides[-1])
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
         """Args: inputs normalised images (B, 3, H, W). Returns: ``dict(loss=scalar)``."""

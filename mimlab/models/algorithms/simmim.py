@@ -16,11 +16,11 @@ import math
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from timm.layers import trunc_normal_
 from torch import nn
 
 from mimlab.registry import MODELS, TRANSFORMS
 
+from ..backbones.base import MaskTokenBackbone
 from ..backbones.swin import SwinTransformer
 from ..backbones.vit import VisionTransformer
 from .base import BaseAlgorithm, reconstruction_outputs
@@ -79,34 +79,31 @@ class SimMIMMaskGenerator(BaseTransform):
 # -------------------------------------------------------------------------------------------------------- encode
 
 
-def _blend_mask_token(x: torch.Tensor, mask: torch.Tensor, token: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Replace the embeddings of masked patches by the mask token.
+class SimMIMMaskedBackbone(MaskTokenBackbone):
+    """Mixin: :meth:`forward_masked` replaces the patch embeddings of masked patches (mask site 0, before any position
+    table) by a learnable ``mask_token``; every patch, masked or not, then goes through the encoder. Works on any
+    :class:`~mimlab.models.backbones.base.BaseBackbone`; ``forward(x)`` stays the plain one."""
 
-    Args:
-        x: (B, L, D) patch embeddings.
-        mask: (B, Hp, Wp), 1 = masked.
-        token: (1, 1, D).
-        hw: (Hp, Wp) of ``x``.
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Args:
+            x: (B, 3, H, W) normalised images.
+            mask: (B, Hp, Wp) on the grid of mask site 0, 1 = masked.
 
-    Returns:
-        (B, L, D).
-    """
-    if tuple(mask.shape[-2:]) != tuple(hw):
-        raise ValueError(
-            f'mask grid {tuple(mask.shape[-2:])} does not match the patch grid {tuple(hw)}: check the mask '
-            "generator's input_size and model_patch_size against the image size and the backbone's patch size"
-        )
-    w = mask.flatten(1).unsqueeze(-1).type_as(x)  # (B, Hp, Wp) -> (B, L, 1)
-    return x * (1.0 - w) + token.expand_as(x) * w
+        Returns:
+            Per out index the backbone's output; for Swin-B at 192 px (B, 1024, 6, 6).
+        """
+
+        def replace(f: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+            m = self.site_mask(mask, f, hw)  # (B, Hp, Wp) -> (B, L, 1) or (B, 1, Hp, Wp)
+            return f * (1.0 - m) + self.mask_token.expand_as(f) * m
+
+        return self.forward_stages(x, {0: replace})
 
 
 @MODELS.register_module()
-class SimMIMSwinTransformer(SwinTransformer):
-    """Swin whose :meth:`forward_masked` swaps masked patch embeddings for a learnable ``mask_token``.
-
-    ``forward(x)`` is the plain Swin. Defaults are SimMIM's Swin-B pretraining ones (192 px, window 6,
-    drop path 0.1, last stage out); other arguments as :class:`~mimlab.models.backbones.swin.SwinTransformer`.
-    """
+class SimMIMSwinTransformer(SimMIMMaskedBackbone, SwinTransformer):
+    """Swin with SimMIM's :meth:`forward_masked`. Defaults are SimMIM's Swin-B pretraining ones (192 px, window 6,
+    drop path 0.1, last stage out); other arguments as :class:`~mimlab.models.backbones.swin.SwinTransformer`."""
 
     def __init__(
         self,
@@ -125,32 +122,11 @@ class SimMIMSwinTransformer(SwinTransformer):
             drop_path_rate=drop_path_rate,
             **kwargs,
         )
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-
-    def init_weights(self) -> None:
-        if not getattr(self, '_is_init', False):
-            trunc_normal_(self.mask_token, std=0.02)
-        super().init_weights()
-
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args:
-            x: (B, 3, H, W) normalised images.
-            mask: (B, Hp, Wp), 1 = masked.
-
-        Returns:
-            Per out index (B, C_i, H_i, W_i); for Swin-B at 192 px (B, 1024, 6, 6).
-        """
-        x, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
-        x = _blend_mask_token(x, mask, self.mask_token, hw)
-        return self.forward_stages(self.add_position(x, hw), hw)
-
-    def no_weight_decay(self) -> set[str]:
-        # as the official SimMIM; mmpretrain's recipe does decay the mask token
-        return super().no_weight_decay() | {'mask_token'}
+        self.add_mask_token(0)  # (1, 1, C); exempt from weight decay as the official SimMIM (mmpretrain decays it)
 
 
 @MODELS.register_module()
-class SimMIMViT(VisionTransformer):
+class SimMIMViT(SimMIMMaskedBackbone, VisionTransformer):
     """ViT for SimMIM (the paper's ViT-B setting): the mask token replaces masked patch embeddings before the cls
     token and the position table are added; the output is the patch-token feature map (B, D, Hp, Wp).
 
@@ -167,27 +143,7 @@ class SimMIMViT(VisionTransformer):
         **kwargs,
     ):
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, out_type=out_type, **kwargs)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-
-    def init_weights(self) -> None:
-        if not getattr(self, '_is_init', False):
-            trunc_normal_(self.mask_token, std=0.02)
-        super().init_weights()
-
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args:
-            x: (B, 3, H, W) normalised images.
-            mask: (B, Hp, Wp), 1 = masked.
-
-        Returns:
-            Per out index (B, D, Hp, Wp) (with the default ``out_type='featmap'``).
-        """
-        tokens, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, D)
-        tokens = _blend_mask_token(tokens, mask, self.mask_token, hw)
-        return self.forward_tokens(self.add_position(tokens, hw), hw)  # (B, L, D) -> (B, 1+L, D) -> blocks
-
-    def no_weight_decay(self) -> set[str]:
-        return super().no_weight_decay() | {'mask_token'}
+        self.add_mask_token(0)
 
 
 # -------------------------------------------------------------------------------------------------------- decode
@@ -266,21 +222,12 @@ class SimMIM(BaseAlgorithm):
     its low-pass version. ``extract_feat(inputs)`` gives the plain (unmasked) encoder features.
     """
 
-    def _encoder_geometry(self) -> tuple[int, int, int]:
-        """(output width C, output stride s, patch size p) of the backbone's last out index."""
-        b = self.backbone
-        if isinstance(b, SwinTransformer):
-            p = b.patch_embed.patch_size
-            last = b.out_indices[-1]
-            return b.num_features[last], p * 2**last, p
-        return b.embed_dims, b.patch_size, b.patch_size
-
     def _neck_defaults(self) -> dict:
-        width, stride, _ = self._encoder_geometry()
-        return dict(in_channels=width, encoder_stride=stride)
+        b = self.backbone
+        return dict(in_channels=b.out_channels[-1], encoder_stride=b.out_strides[-1])
 
     def _head_defaults(self) -> dict:
-        return dict(patch_size=self._encoder_geometry()[2])
+        return dict(patch_size=self.backbone.site_strides[self.backbone.mask_site])
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """Args:

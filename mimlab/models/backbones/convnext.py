@@ -10,7 +10,7 @@ Every LayerNorm runs channels-last: ``F.layer_norm`` on a (B, H, W, C) view of t
 channels_last-strided (B, C, H, W) tensor that the next conv takes without a copy.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 
 from mimlab.registry import MODELS
 
-from .base import BaseBackbone
+from .base import BaseBackbone, SiteHook
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -136,6 +136,7 @@ class ConvNeXt(BaseBackbone):
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` (then no random init).
     """
 
+    feature_layout = 'map'
     arch_settings = {
         'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
         'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),
@@ -176,12 +177,11 @@ class ConvNeXt(BaseBackbone):
         if len(self.depths) != len(self.channels):
             raise ValueError(f'depths {self.depths} and channels {self.channels} differ in length')
         self.num_stages = len(self.depths)
-        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        self.out_indices = tuple(i + self.num_stages if i < 0 else i for i in out_indices)
-        if any(not 0 <= i < self.num_stages for i in self.out_indices):
-            raise ValueError(f'out_indices {tuple(out_indices)} out of range for {self.num_stages} stages')
+        self.out_indices = self.resolve_out_indices(out_indices, self.num_stages)
         self.embed_dims = self.channels[0]
-        self.num_features = self.channels
+        self.stage_channels = tuple(self.channels)
+        self.stage_strides = tuple(stem_patch_size * 2**i for i in range(self.num_stages))
+        self.site_channels, self.site_strides = self.stage_channels, self.stage_strides
         self.frozen_stages = frozen_stages
         self.gap_before_final_norm = gap_before_final_norm
         self.with_cp = with_cp
@@ -208,25 +208,17 @@ class ConvNeXt(BaseBackbone):
         self._freeze_stages()
 
     # ------------------------------------------------------------------ init
-    def _loads_pretrained(self) -> bool:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-
-    def init_weights(self) -> None:
+    def init_random_weights(self) -> None:
         """mmpretrain's init: trunc-normal(0.02) convs and Linears with zero bias, unit LayerNorms; ``gamma`` keeps
-        ``layer_scale_init_value`` and GRN its zeros. Skipped when a 'Pretrained' init_cfg loads the weights."""
-        if getattr(self, '_is_init', False):
-            return  # mmengine may call init_weights again after loading: never re-draw
-        if not self._loads_pretrained():
-            for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    trunc_normal_(m.weight, std=0.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
+        ``layer_scale_init_value`` and GRN its zeros."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        super().init_weights()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def _freeze_stages(self) -> None:
         for i in range(self.frozen_stages):
@@ -241,12 +233,15 @@ class ConvNeXt(BaseBackbone):
         return self
 
     # --------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, C_in, H, W). Returns: per out index i, (B, C_i) with ``gap_before_final_norm``, else
-        (B, C_i, H / (p * 2^i), W / (p * 2^i))."""
+    def forward_stages(self, x: torch.Tensor, hooks: Mapping[int, SiteHook] | None = None) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, C_in, H, W); hooks: per mask site i, on stage i's input after its downsample layer.
+
+        Returns: per out index i, (B, C_i) with ``gap_before_final_norm``, else (B, C_i, H / (p * 2^i), W / (p * 2^i)).
+        """
         outs = []
         for i, stage in enumerate(self.stages):
             x = self.downsample_layers[i](x)  # (B, C_in, H, W) -> (B, C_0, H/p, W/p); later (B, C_i, H/2, W/2)
+            x = self.at_site(i, x, tuple(x.shape[-2:]), hooks)
             for block in stage:
                 x = cp.checkpoint(block, x, use_reentrant=False) if self.with_cp and x.requires_grad else block(x)
             if i in self.out_indices:

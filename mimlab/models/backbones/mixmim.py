@@ -17,7 +17,7 @@ images into one token map). Attention between tokens of different sources is blo
 alone; the mask is shared by the whole batch, so one (nW, N, N) additive mask serves every image.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -27,7 +27,7 @@ from torch import nn
 from mimlab.registry import MODELS
 
 from ..layers import FFN, PatchEmbed, build_2d_sincos_position_embedding, resize_pos_embed
-from .base import BaseBackbone
+from .base import BaseBackbone, SiteHook
 from .swin import PatchMerging, WindowMSA, adapt_relative_position_tables, window_partition, window_reverse
 
 
@@ -167,6 +167,7 @@ class MixMIMTransformer(BaseBackbone):
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
     """
 
+    feature_layout = 'tokens'
     arch_zoo = {
         **dict.fromkeys(['b', 'base'], dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])),
         **dict.fromkeys(['l', 'large'], dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])),
@@ -203,7 +204,9 @@ class MixMIMTransformer(BaseBackbone):
             raise ValueError(f'window_size needs one entry per stage ({len(self.depths)}), got {list(window_size)}')
         self.out_indices = (len(self.depths) - 1,)
         self.patch_size = patch_size
-        self.encoder_stride = patch_size * 2 ** (len(self.depths) - 1)
+        self.stage_channels = tuple(self.embed_dims * 2**i for i in range(len(self.depths)))
+        self.stage_strides = tuple(patch_size * 2**i for i in range(len(self.depths)))
+        self.site_channels, self.site_strides = self.stage_channels, self.stage_strides
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size, img_size, norm=True, norm_eps=norm_eps)
         self.patch_resolution = self.patch_embed.init_out_size
@@ -233,32 +236,26 @@ class MixMIMTransformer(BaseBackbone):
                     norm_eps=norm_eps,
                 )
             )
-        self.num_features = self.embed_dims * 2 ** (len(self.depths) - 1)
-        self.norm = nn.LayerNorm(self.num_features, eps=norm_eps)
+        self.norm = nn.LayerNorm(self.stage_channels[-1], eps=norm_eps)
         self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
 
     # ------------------------------------------------------------------ init
-    def init_weights(self) -> None:
+    def init_random_weights(self) -> None:
         """The official init: xavier-uniform Linears with zero bias, unit LayerNorms, trunc-normal(0.02) bias tables,
         the sin-cos position table (mmpretrain's classifier backbone leaves it at zero, which only a loaded
-        checkpoint repairs). Skipped when a 'Pretrained' init_cfg loads the weights instead."""
-        if getattr(self, '_is_init', False):
-            return
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        if not any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
-            table = build_2d_sincos_position_embedding(self.patch_resolution, self.embed_dims, cls_token=False)
-            self.absolute_pos_embed.data.copy_(table)
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
+        checkpoint repairs)."""
+        table = build_2d_sincos_position_embedding(self.patch_resolution, self.embed_dims, cls_token=False)
+        self.absolute_pos_embed.data.copy_(table)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
                     nn.init.zeros_(m.bias)
-                elif isinstance(m, WindowMSA):
-                    trunc_normal_(m.relative_position_bias_table, std=0.02)
-        super().init_weights()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, WindowMSA):
+                trunc_normal_(m.relative_position_bias_table, std=0.02)
 
     def _adapt_checkpoint(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         """State-dict pre-hook for checkpoints of another input size (224 -> 384 fine-tuning, as the official code):
@@ -276,30 +273,40 @@ class MixMIMTransformer(BaseBackbone):
             MMLogger.get_current_instance().info(f"Resized to this model's grid and windows (bicubic): {resized}")
 
     # --------------------------------------------------------------- forward
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch tokens (B, L, C) of images (B, 3, H, W), checked against the grid the model was built for."""
-        x, hw = self.patch_embed(x)
+    def forward_tokens(
+        self,
+        x: torch.Tensor,
+        hooks: Mapping[int, SiteHook] | None = None,
+        sources: Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """The stem, the stages and the final norm.
+
+        Args:
+            x: Images (B, 3, H, W) of the size the model was built for.
+            hooks: Per mask site (0: patch embeddings before the position table, l: stage l's input tokens).
+            sources: Per stage, the (1, L_s, 1) source mask that blocks attention between tokens of two images
+                (:func:`source_attention_mask`), or None for plain attention.
+
+        Returns:
+            (B, L_4, C_4) normalised last-stage tokens.
+        """
+        tokens, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L_1, C_1)
         if hw != tuple(self.patch_resolution):
             raise ValueError(
                 f'MixMIM built for a {self.patch_resolution[0]}x{self.patch_resolution[1]} patch grid (img_size) got '
                 f'{hw[0]}x{hw[1]}; set img_size (and window_size) for this input size'
             )
-        return x
-
-    def forward_tokens(self, x: torch.Tensor, sources: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
-        """Stages and final norm on embedded tokens (B, L, C) with the position table already added.
-
-        ``sources``: per stage, the (1, L_s, 1) source mask, or None for plain attention. Returns: (B, L_4, C_4).
-        """
+        x = self.drop_after_pos(self.at_site(0, tokens, hw, hooks) + self.absolute_pos_embed)
         sources = sources if sources is not None else [None] * len(self.layers)
-        for layer, source in zip(self.layers, sources, strict=True):
+        for i, (layer, source) in enumerate(zip(self.layers, sources, strict=True)):
+            if i > 0:
+                x = self.at_site(i, x, layer.resolution, hooks)
             x = layer(x, source)
         return self.norm(x)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor, hooks: Mapping[int, SiteHook] | None = None) -> tuple[torch.Tensor]:
         """Args: x (B, 3, H, W). Returns: ``(features,)`` with features (B, C_4), the mean of the last-stage tokens."""
-        x = self.drop_after_pos(self.embed(x) + self.absolute_pos_embed)
-        return (self.forward_tokens(x).mean(dim=1),)
+        return (self.forward_tokens(x, hooks).mean(dim=1),)
 
     # ------------------------------------------------------------- optimiser
     def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple[int, int]:

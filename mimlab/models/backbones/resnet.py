@@ -8,7 +8,7 @@ Keys: ``conv1``, ``bn1`` (7x7 stem) or ``stem.{0,1,2}.conv/bn`` (``deep_stem``),
 (``avg_down`` on a strided stage). With BN these are also torchvision's and timm's ``resnet{depth}`` keys.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from timm.layers import DropPath
@@ -17,7 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mimlab.registry import MODELS
 
-from .base import BaseBackbone
+from .base import BaseBackbone, SiteHook
 
 _NORMS = {'BN': nn.BatchNorm2d, 'BN2d': nn.BatchNorm2d, 'SyncBN': nn.SyncBatchNorm}
 
@@ -205,6 +205,7 @@ class ResNet(BaseBackbone):
         'test': (Bottleneck, (1, 1, 1, 1)),
     }
     _test_widths = (16, 8)  # stem_channels, base_channels of depth='test'
+    feature_layout = 'map'
 
     def __init__(
         self,
@@ -239,10 +240,7 @@ class ResNet(BaseBackbone):
         self.block, stage_blocks = self.arch_settings[depth]
         self.stage_blocks = tuple(stage_blocks[:num_stages])
         self.num_stages = num_stages
-        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        self.out_indices = tuple(i + num_stages if i < 0 else i for i in out_indices)
-        if any(not 0 <= i < num_stages for i in self.out_indices):
-            raise ValueError(f'out_indices {tuple(out_indices)} out of range for {num_stages} stages')
+        self.out_indices = self.resolve_out_indices(out_indices, num_stages)
         self.deep_stem = deep_stem
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -263,7 +261,7 @@ class ResNet(BaseBackbone):
         # rates over the blocks of all stages of the arch, also those cut off by num_stages (as mmpretrain)
         dpr = torch.linspace(0, drop_path_rate, sum(stage_blocks), device='cpu').tolist()
         self.embed_dims = stem_channels
-        self.num_features = []
+        channels, strides_out, stride = [], [], 4  # the stem: a stride-2 conv, then a stride-2 max pool
         self.res_layers = []
         width_in, width_out = stem_channels, base_channels * self.block.expansion
         for i, num_blocks in enumerate(self.stage_blocks):
@@ -282,36 +280,34 @@ class ResNet(BaseBackbone):
             dpr = dpr[num_blocks:]
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
-            self.num_features.append(width_out)
+            stride *= strides[i]
+            channels.append(width_out)
+            strides_out.append(stride)
             width_in, width_out = width_out, width_out * 2
-        self.feat_dim = self.num_features[-1]
+        self.stage_channels, self.stage_strides = tuple(channels), tuple(strides_out)
+        # site l: the input of layer{l+1}, i.e. the stem's output or the previous stage's
+        self.site_channels = (stem_channels, *self.stage_channels[:-1])
+        self.site_strides = (4, *self.stage_strides[:-1])
+        self.feat_dim = self.stage_channels[-1]
         self._freeze_stages()
 
     # ------------------------------------------------------------------ init
-    def _loads_pretrained(self) -> bool:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-
-    def init_weights(self) -> None:
+    def init_random_weights(self) -> None:
         """mmpretrain's init: Kaiming-normal convs (fan_out, ReLU gain), unit BNs, and with ``zero_init_residual``
-        the last BN of each block zeroed. Skipped when a 'Pretrained' init_cfg loads the weights instead."""
-        if getattr(self, '_is_init', False):
-            return  # mmengine may call init_weights again after loading: never re-draw
-        if not self._loads_pretrained():
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                    nn.init.ones_(m.weight)
+        the last BN of each block zeroed."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            if self.zero_init_residual:
-                for m in self.modules():
-                    if isinstance(m, (BasicBlock, Bottleneck)):
-                        nn.init.zeros_(m.last_norm.weight)
-                        nn.init.zeros_(m.last_norm.bias)
-        super().init_weights()
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(m.last_norm.weight)
+                    nn.init.zeros_(m.last_norm.bias)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
@@ -332,17 +328,17 @@ class ResNet(BaseBackbone):
         return self
 
     # --------------------------------------------------------------- forward
-    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, stem_channels, H/4, W/4): stride-2 conv(s), then a stride-2 max pool."""
-        x = self.stem(x) if self.deep_stem else self.relu(self.bn1(self.conv1(x)))
-        return self.maxpool(x)
+    def forward_stages(self, x: torch.Tensor, hooks: Mapping[int, SiteHook] | None = None) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, C, H, W); hooks: per mask site l, on the input of ``layer{l+1}``.
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, C, H, W). Returns: per out index s, (B, num_features[s], H_s, W_s); H_s = H/32 for the last
-        stage with the default strides."""
-        x = self.forward_stem(x)
+        Returns: per out index s, (B, stage_channels[s], H_s, W_s); H_s = H/32 for the last stage with the default
+        strides.
+        """
+        x = self.stem(x) if self.deep_stem else self.relu(self.bn1(self.conv1(x)))  # stride-2 conv(s)
+        x = self.maxpool(x)  # -> (B, stem_channels, H/4, W/4)
         outs = []
         for i, name in enumerate(self.res_layers):
+            x = self.at_site(i, x, tuple(x.shape[-2:]), hooks)
             x = getattr(self, name)(x)
             if i in self.out_indices:
                 outs.append(x)

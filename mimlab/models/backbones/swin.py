@@ -11,7 +11,7 @@ each out index, optional ``absolute_pos_embed``. Window attention runs through `
 with the relative-position bias (plus the shifted-window mask) as an additive ``attn_mask``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from torch.utils.checkpoint import checkpoint
 from mimlab.registry import MODELS
 
 from ..layers import FFN, PatchEmbed, resize_pos_embed
-from .base import BaseBackbone
+from .base import BaseBackbone, SiteHook
 
 # --------------------------------------------------------------------------------------------- window helpers
 
@@ -359,6 +359,7 @@ class SwinTransformer(BaseBackbone):
         **dict.fromkeys(['l', 'large'], dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])),
         'test': dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 2, 2]),
     }
+    feature_layout = 'tokens'
     # state-dict version recorded in checkpoints: mmpretrain's Swin renames legacy keys of versions < 3 on load
     _version = 3
 
@@ -390,9 +391,7 @@ class SwinTransformer(BaseBackbone):
         self.embed_dims = arch['embed_dims']
         self.depths, self.num_heads = list(arch['depths']), list(arch['num_heads'])
         self.window_size = window_size
-        self.out_indices = tuple(i + len(self.depths) if i < 0 else i for i in out_indices)
-        if any(not 0 <= i < len(self.depths) for i in self.out_indices):
-            raise ValueError(f'out_indices {tuple(out_indices)} out of range for {len(self.depths)} stages')
+        self.out_indices = self.resolve_out_indices(out_indices, len(self.depths))
         self.use_abs_pos_embed = use_abs_pos_embed
         self.interpolate_mode = interpolate_mode
         self.frozen_stages = frozen_stages
@@ -416,33 +415,30 @@ class SwinTransformer(BaseBackbone):
             dpr = dpr[depth:]
             self.stages.append(stage)
             widths.append(stage.out_channels)
-        self.num_features = widths[:-1]  # width of each stage's output, before its patch merging
+        self.stage_channels = tuple(widths[:-1])  # width of each stage's output, before its patch merging
+        self.stage_strides = tuple(patch_size * 2**i for i in range(len(self.depths)))
+        self.site_channels, self.site_strides = self.stage_channels, self.stage_strides
         for i in self.out_indices:
-            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i], eps=norm_eps))
+            self.add_module(f'norm{i}', nn.LayerNorm(self.stage_channels[i], eps=norm_eps))
         if frozen_stages >= 0:
             self._freeze_stages()
 
     # ------------------------------------------------------------------ init
-    def init_weights(self) -> None:
+    def init_random_weights(self) -> None:
         """trunc-normal(0.02) Linears, bias tables and position table, zero biases, unit LayerNorms (the patch conv
-        keeps torch's default, as mmpretrain). Skipped when a 'Pretrained' init_cfg loads the weights instead."""
-        if getattr(self, '_is_init', False):
-            return  # mmengine may call init_weights again after loading: never re-draw
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        if not any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=0.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
+        keeps torch's default, as mmpretrain)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
                     nn.init.zeros_(m.bias)
-                elif isinstance(m, WindowMSA):
-                    trunc_normal_(m.relative_position_bias_table, std=0.02)
-            if self.use_abs_pos_embed:
-                trunc_normal_(self.absolute_pos_embed, std=0.02)
-        super().init_weights()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, WindowMSA):
+                trunc_normal_(m.relative_position_bias_table, std=0.02)
+        if self.use_abs_pos_embed:
+            trunc_normal_(self.absolute_pos_embed, std=0.02)
 
     def _freeze_stages(self) -> None:
         modules = [self.patch_embed, *self.stages[: self.frozen_stages + 1]]
@@ -498,23 +494,25 @@ class SwinTransformer(BaseBackbone):
             x = x + resize_pos_embed(self.absolute_pos_embed, self.patch_resolution, hw, self.interpolate_mode, 0)
         return self.drop_after_pos(x)
 
-    def forward_stages(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-        """Run the stages on embedded tokens (B, H/p * W/p, C). Returns: per out index (B, C_i, H_i, W_i)."""
+    def forward_stages(self, x: torch.Tensor, hooks: Mapping[int, SiteHook] | None = None) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, 3, H, W); hooks: per mask site (0: patch embeddings, l: stage l's input tokens).
+
+        Returns: per out index (B, C_i, H/(4*2^i), W/(4*2^i)).
+        """
+        x, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, C)
+        x = self.add_position(self.at_site(0, x, hw, hooks), hw)
         outs = []
         for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = self.at_site(i, x, hw, hooks)
             for block in stage.blocks:
                 x = block(x, hw)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x)
-                outs.append(out.view(-1, *hw, self.num_features[i]).permute(0, 3, 1, 2).contiguous())  # -> (B, C, H, W)
+                outs.append(out.view(-1, *hw, self.stage_channels[i]).permute(0, 3, 1, 2).contiguous())  # (B,C,H,W)
             if stage.downsample is not None:
                 x, hw = stage.downsample(x, hw)
         return tuple(outs)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, 3, H, W). Returns: per out index (B, C_i, H/(4*2^i), W/(4*2^i))."""
-        x, hw = self.patch_embed(x)  # (B, 3, H, W) -> (B, L, C)
-        return self.forward_stages(self.add_position(x, hw), hw)
 
     # -------------------------------------------------------------- contract
     def no_weight_decay(self) -> set[str]:

@@ -7,7 +7,7 @@ Keys: ``cls_token``, ``pos_embed`` (1, E+L, D), ``patch_embed.projection.*``, ``
 averaged patch tokens when ``out_type='avg_featmap'``, MAE's ``fc_norm``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -17,7 +17,7 @@ from torch import nn
 from mimlab.registry import MODELS
 
 from ..layers import PatchEmbed, TransformerEncoderLayer, resize_pos_embed
-from .base import BaseBackbone
+from .base import BaseBackbone, SiteHook
 
 
 def _arch(embed_dims, num_layers, num_heads, feedforward_channels):
@@ -67,7 +67,7 @@ class VisionTransformer(BaseBackbone):
         'test': _arch(32, 2, 2, 64),  # tiny, for CPU tests and demos
     }
     OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
-    num_extra_tokens = 1
+    feature_layout = 'tokens'
 
     def __init__(
         self,
@@ -128,11 +128,12 @@ class VisionTransformer(BaseBackbone):
         self.drop_after_pos = nn.Dropout(drop_rate)
         self.pre_norm = nn.LayerNorm(self.embed_dims, eps=norm_eps) if pre_norm else nn.Identity()
 
-        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        out_indices = [i + self.num_layers if i < 0 else i for i in out_indices]
-        if any(not 0 <= i < self.num_layers for i in out_indices):
-            raise ValueError(f'out_indices {out_indices} out of range for {self.num_layers} layers')
-        self.out_indices = tuple(out_indices)
+        self.out_indices = self.resolve_out_indices(out_indices, self.num_layers)
+        self.stage_channels = (self.embed_dims,) * self.num_layers
+        self.stage_strides = (patch_size,) * self.num_layers
+        # site 0: the patch embeddings; site l: the tokens entering block l - 1
+        self.site_channels = (self.embed_dims,) * (self.num_layers + 1)
+        self.site_strides = (patch_size,) * (self.num_layers + 1)
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
         self.layers = nn.ModuleList(
@@ -158,22 +159,14 @@ class VisionTransformer(BaseBackbone):
             self._freeze_stages()
 
     # ------------------------------------------------------------------ init
-    def _loads_pretrained(self) -> bool:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-
-    def init_weights(self) -> None:
+    def init_random_weights(self) -> None:
         """timm's ViT init: truncated-normal(0.02) Linears with zero bias, patch conv as a flattened Linear."""
-        if getattr(self, '_is_init', False):
-            return  # mmengine calls init_weights once per build; a second call must not re-draw loaded weights
-        if not self._loads_pretrained():
-            self.apply(_init_vit_module)
-            w = self.patch_embed.projection.weight
-            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-            trunc_normal_(self.pos_embed, std=0.02)
-            if self.cls_token is not None:
-                trunc_normal_(self.cls_token, std=0.02)
-        super().init_weights()  # runs a 'Pretrained' init_cfg
+        self.apply(_init_vit_module)
+        w = self.patch_embed.projection.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
 
     def _freeze_stages(self) -> None:
         frozen = [self.patch_embed, self.pre_norm, *self.layers[: self.frozen_stages]]
@@ -213,11 +206,6 @@ class VisionTransformer(BaseBackbone):
         state_dict[name] = ckpt
 
     # ---------------------------------------------------------------- forward
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Patch-embed, prepend cls, add the (resized) position table. (B, C, H, W) -> (B, E+L, D)."""
-        x, hw = self.patch_embed(x)  # (B, L, D)
-        return self.add_position(x, hw), hw
-
     def add_position(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Patch tokens (B, L, D) -> (B, E+L, D): prepend cls, add the position table resized to ``hw``."""
         if self.cls_token is not None:
@@ -225,20 +213,24 @@ class VisionTransformer(BaseBackbone):
         pos = resize_pos_embed(self.pos_embed, self.patch_resolution, hw, self.interpolate_mode, self.num_extra_tokens)
         return self.pre_norm(self.drop_after_pos(x + pos))
 
-    def forward_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-        """The blocks on embedded tokens (B, E+L, D); one output per ``out_indices``, shaped by ``out_type``."""
+    def forward_stages(self, x: torch.Tensor, hooks: Mapping[int, SiteHook] | None = None) -> tuple[torch.Tensor, ...]:
+        """Args: x (B, C, H, W); hooks: per mask site (0: patch embeddings, l: patch tokens entering block l-1).
+
+        Returns: one tensor per ``out_indices``, shaped by ``out_type``.
+        """
+        tokens, hw = self.patch_embed(x)  # (B, C, H, W) -> (B, L, D)
+        x = self.add_position(self.at_site(0, tokens, hw, hooks), hw)  # -> (B, E+L, D)
+        e = self.num_extra_tokens
         outs = []
         for i, layer in enumerate(self.layers):
+            if hooks is not None and i + 1 in hooks:
+                x = torch.cat([x[:, :e], self.at_site(i + 1, x[:, e:], hw, hooks)], dim=1)  # patch tokens only
             x = layer(x)
             if i == self.num_layers - 1 and self.final_norm:
                 x = self.ln1(x)
             if i in self.out_indices:
                 outs.append(self._format_output(x, hw))
         return tuple(outs)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Args: x (B, C, H, W). Returns: one tensor per ``out_indices``, shaped by ``out_type``."""
-        return self.forward_tokens(*self.embed(x))
 
     def _format_output(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         if self.out_type == 'raw':

@@ -19,9 +19,6 @@ class PixelReconstructionLoss(nn.Module):
         channel: Divisor for a mask that does not repeat over channels (SimMIM's L1 over 3 channels uses 3).
     """
 
-    # with a mask, unmasked positions add nothing: MAE may then predict and score the masked positions only
-    masked_only = True
-
     def __init__(self, criterion: str = 'L2', channel: int | None = None):
         super().__init__()
         if criterion not in ('L1', 'L2'):
