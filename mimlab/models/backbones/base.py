@@ -80,6 +80,25 @@ class BaseBackbone(BaseModule):
             raise ValueError(f'out_indices {tuple(indices)} out of range for {num_stages} stages')
         return resolved
 
+    @staticmethod
+    def resolve_arch(arch: str | dict, zoo: dict, required: set[str], family: str) -> dict:
+        """The settings of a named arch of ``zoo`` (case-insensitive), or a custom dict holding ``required`` keys."""
+        if isinstance(arch, str):
+            if arch.lower() not in zoo:
+                raise KeyError(f'unknown {family} arch {arch!r}; choose from {sorted(zoo)} or pass a dict')
+            return zoo[arch.lower()]
+        if missing := required - set(arch):
+            raise KeyError(f'custom {family} arch lacks {sorted(missing)}')
+        return arch
+
+    @staticmethod
+    def freeze(modules: Sequence[nn.Module]) -> None:
+        """Eval mode (frozen norm statistics, no dropout) and no gradients for ``modules``."""
+        for m in modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
     # ------------------------------------------------------------------ init
     @property
     def loads_pretrained(self) -> bool:

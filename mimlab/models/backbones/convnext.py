@@ -167,12 +167,7 @@ class ConvNeXt(BaseBackbone):
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'unknown ConvNeXt arch {arch!r}; choose from {list(self.arch_settings)} or a dict')
-            arch = self.arch_settings[arch]
-        elif missing := {'depths', 'channels'} - set(arch):
-            raise KeyError(f'custom ConvNeXt arch lacks {sorted(missing)}')
+        arch = self.resolve_arch(arch, self.arch_settings, {'depths', 'channels'}, 'ConvNeXt')
         self.depths, self.channels = list(arch['depths']), list(arch['channels'])
         if len(self.depths) != len(self.channels):
             raise ValueError(f'depths {self.depths} and channels {self.channels} differ in length')
@@ -221,11 +216,7 @@ class ConvNeXt(BaseBackbone):
                 nn.init.zeros_(m.bias)
 
     def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages):
-            for m in (self.downsample_layers[i], self.stages[i]):
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
+        self.freeze([m for i in range(self.frozen_stages) for m in (self.downsample_layers[i], self.stages[i])])
 
     def train(self, mode: bool = True):
         super().train(mode)

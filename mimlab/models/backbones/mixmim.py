@@ -192,12 +192,7 @@ class MixMIMTransformer(BaseBackbone):
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise KeyError(f'unknown MixMIM arch {arch!r}; choose from {sorted(self.arch_zoo)} or pass a dict')
-            arch = self.arch_zoo[arch.lower()]
-        elif missing := {'embed_dims', 'depths', 'num_heads'} - set(arch):
-            raise KeyError(f'custom MixMIM arch lacks {sorted(missing)}')
+        arch = self.resolve_arch(arch, self.arch_zoo, {'embed_dims', 'depths', 'num_heads'}, 'MixMIM')
         self.embed_dims = arch['embed_dims']
         self.depths, self.num_heads = list(arch['depths']), list(arch['num_heads'])
         if len(window_size) != len(self.depths):

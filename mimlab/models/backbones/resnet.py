@@ -313,10 +313,7 @@ class ResNet(BaseBackbone):
         if self.frozen_stages < 0:
             return
         stem = [self.stem] if self.deep_stem else [self.conv1, self.bn1]
-        for m in stem + [getattr(self, name) for name in self.res_layers[: self.frozen_stages]]:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        self.freeze(stem + [getattr(self, name) for name in self.res_layers[: self.frozen_stages]])
 
     def train(self, mode: bool = True):
         super().train(mode)

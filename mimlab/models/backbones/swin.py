@@ -382,12 +382,7 @@ class SwinTransformer(BaseBackbone):
         init_cfg: dict | list | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise KeyError(f'unknown Swin arch {arch!r}; choose from {sorted(self.arch_zoo)} or pass a dict')
-            arch = self.arch_zoo[arch.lower()]
-        elif missing := {'embed_dims', 'depths', 'num_heads'} - set(arch):
-            raise KeyError(f'custom Swin arch lacks {sorted(missing)}')
+        arch = self.resolve_arch(arch, self.arch_zoo, {'embed_dims', 'depths', 'num_heads'}, 'Swin')
         self.embed_dims = arch['embed_dims']
         self.depths, self.num_heads = list(arch['depths']), list(arch['num_heads'])
         self.window_size = window_size
@@ -443,10 +438,7 @@ class SwinTransformer(BaseBackbone):
     def _freeze_stages(self) -> None:
         modules = [self.patch_embed, *self.stages[: self.frozen_stages + 1]]
         modules += [getattr(self, f'norm{i}') for i in self.out_indices if i <= self.frozen_stages]
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        self.freeze(modules)
 
     def train(self, mode: bool = True):
         super().train(mode)

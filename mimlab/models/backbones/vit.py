@@ -94,15 +94,8 @@ class VisionTransformer(BaseBackbone):
         super().__init__(init_cfg=init_cfg)
         if use_rel_pos_bias and not with_cls_token:
             raise ValueError('use_rel_pos_bias needs with_cls_token=True (the BEiT table has cls-token rows)')
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise KeyError(f'unknown ViT arch {arch!r}; choose from {sorted(self.arch_zoo)} or pass a dict')
-            settings = self.arch_zoo[arch.lower()]
-        else:
-            missing = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'} - set(arch)
-            if missing:
-                raise KeyError(f'custom ViT arch lacks {sorted(missing)}')
-            settings = arch
+        required = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
+        settings = self.resolve_arch(arch, self.arch_zoo, required, 'ViT')
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'unsupported out_type {out_type!r}; choose from {self.OUT_TYPES}')
         if out_type == 'cls_token' and not with_cls_token:
@@ -172,10 +165,7 @@ class VisionTransformer(BaseBackbone):
         frozen = [self.patch_embed, self.pre_norm, *self.layers[: self.frozen_stages]]
         if self.frozen_stages >= self.num_layers:
             frozen += [m for m in (getattr(self, 'ln1', None), getattr(self, 'ln2', None)) if m is not None]
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        self.freeze(frozen)
         self.pos_embed.requires_grad = False
         if self.cls_token is not None:
             self.cls_token.requires_grad = False
