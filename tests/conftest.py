@@ -13,7 +13,7 @@ warnings.filterwarnings('ignore')
 
 @pytest.fixture(scope='session', autouse=True)
 def _mimlab_scope():
-    from mimlab.utils import register_all_modules
+    from mimlab.apis import register_all_modules
 
     register_all_modules()
 

@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
+from mimlab.apis import register_all_modules
 from mimlab.registry import MODELS
-from mimlab.utils import register_all_modules
 
 from .helpers import tiny_mae
 

@@ -40,8 +40,9 @@ def test_mae_forward_flops_equal_a_hand_count():
     """Demo MAE (D 96, 4 blocks, F 384, p 4 at 32 px: L 64, 16 kept; decoder 64 wide, 2 blocks, F 256): the training
     forward embeds the 16 visible patches, encodes 1 + 16 tokens, and its last decoder block and prediction layer
     run for the 48 masked patches only (keys and values for all 1 + 64)."""
-    from mimlab.utils.benchmark import build_model_without_pretrained, mae_train_flops
-    from mimlab.utils.complexity import model_complexity
+    from mimlab.analysis.complexity import model_complexity
+    from mimlab.analysis.flops import mae_train_flops
+    from mimlab.apis import build_model_without_pretrained
 
     cfg = Config.fromfile(MAE_DEMO)
     res = model_complexity(cfg)
@@ -67,8 +68,9 @@ def test_mae_forward_flops_equal_a_hand_count():
 
 
 def test_shape_builds_the_model_for_that_size():
-    from mimlab.utils.benchmark import build_model_without_pretrained, mae_train_flops
-    from mimlab.utils.complexity import config_at_image_size, model_complexity
+    from mimlab.analysis.complexity import config_at_image_size, model_complexity
+    from mimlab.analysis.flops import mae_train_flops
+    from mimlab.apis import build_model_without_pretrained
 
     cfg = Config.fromfile(MAE_DEMO)
     res = model_complexity(cfg, (48, 48))
@@ -81,7 +83,7 @@ def test_shape_builds_the_model_for_that_size():
 
 def test_classifier_counts_the_inference_forward_and_a_frozen_backbone_has_no_backward():
     """Linear probe: ViT (65 tokens) + BatchNorm neck + 96 -> 10 head; only the head trains."""
-    from mimlab.utils.complexity import model_complexity
+    from mimlab.analysis.complexity import model_complexity
 
     res = model_complexity(Config.fromfile(LINEAR_DEMO))
     forward = 2 * (64 * 48 * 96 + 4 * _vit_block_macs(65, 96, 384) + 96 * 10)
@@ -92,7 +94,7 @@ def test_classifier_counts_the_inference_forward_and_a_frozen_backbone_has_no_ba
 
 
 def test_get_flops_cli(tmp_path):
-    from mimlab.utils.complexity import model_complexity
+    from mimlab.analysis.complexity import model_complexity
 
     out = tmp_path / 'flops.json'
     proc = _run('analysis_tools/get_flops.py', A2MIM_DEMO, '--shape', '96', '--json', str(out))
@@ -124,7 +126,7 @@ def _write_log(path: Path) -> Path:
 
 
 def test_train_time_stats_equal_a_hand_computation(tmp_path):
-    from mimlab.utils.log_analysis import load_json_log, train_time_stats
+    from mimlab.analysis.log_analysis import load_json_log, train_time_stats
 
     log = load_json_log(str(_write_log(tmp_path / 'run/vis_data/scalars.json').parents[2]))  # a work dir
     stats = train_time_stats(log)  # the first logged time of each epoch left out
@@ -140,7 +142,7 @@ def test_train_time_stats_equal_a_hand_computation(tmp_path):
 
 
 def test_curves_on_iteration_and_epoch_axes(tmp_path):
-    from mimlab.utils.log_analysis import LogFormatError, curve, load_json_log, moving_average
+    from mimlab.analysis.log_analysis import LogFormatError, curve, load_json_log, moving_average
 
     log = load_json_log(str(_write_log(tmp_path / 'scalars.json')))
     assert curve(log, 'loss') == ([2, 4, 6, 8, 10, 12], pytest.approx([2.0, 1.9, 1.8, 1.7, 1.6, 1.5]), 'train')
@@ -156,7 +158,7 @@ def test_curves_on_iteration_and_epoch_axes(tmp_path):
 
 
 def test_a_malformed_line_is_named_by_file_and_line(tmp_path):
-    from mimlab.utils.log_analysis import LogFormatError, load_json_log
+    from mimlab.analysis.log_analysis import LogFormatError, load_json_log
 
     path = _write_log(tmp_path / 'scalars.json')
     lines = path.read_text().splitlines()

@@ -8,8 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mimlab.analysis.device import matmul_peak
+from mimlab.analysis.flops import count_train_flops, mae_train_flops
 from mimlab.registry import MODELS
-from mimlab.utils.benchmark import count_train_flops, mae_train_flops, matmul_peak
 from tests.helpers import tiny_mae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_benchmark_tool_on_the_demo_config(tmp_path):
 
 
 def test_benchmark_reference_mode_runs_mixmim_side_by_side():
-    from mimlab.utils.benchmark import build_mmpretrain_mixmim
+    build_mmpretrain_mixmim = _tool('mmpretrain_reference').build_mmpretrain_mixmim
 
     cfg = Config.fromfile(str(ROOT / 'configs/demo/mixmim_mixmim-test_1xb64-coslr-10e_builtin-64px.py'))
     res = _tool('benchmark').main(
@@ -193,7 +194,7 @@ def test_benchmark_tool_runs_the_gpu_input_path_on_the_cpu(tmp_path):
 def test_benchmark_tool_builds_masks_and_labels_from_the_config(config, needs):
     """SimMIM-style models get masks from the pipeline's mask generator, classifiers random labels; the image size
     comes from the pipeline. The CNN runs channels_last on request."""
-    from mimlab.utils.benchmark import synthetic_batch_for
+    from mimlab.analysis.step_timing import synthetic_batch_for
 
     cfg = Config.fromfile(str(ROOT / config))
     model = MODELS.build(cfg.model)
@@ -208,8 +209,6 @@ def test_benchmark_tool_builds_masks_and_labels_from_the_config(config, needs):
 @pytest.mark.parametrize('groups', [1, 4, 16])
 def test_conv_backward_flops_count_groups(groups):
     """Input and weight gradients each cost one forward, grouped (depthwise) convolutions included."""
-    from mimlab.utils.benchmark import count_train_flops
-
     conv = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=groups)
     x = torch.randn(2, 16, 20, 20, requires_grad=True)
     forward = 2 * 2 * 10 * 10 * 32 * (16 // groups) * 3 * 3

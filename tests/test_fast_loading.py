@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
+from mimlab.analysis.pipeline_timing import make_jpegs
 from mimlab.registry import MODELS, TRANSFORMS
-from mimlab.utils.benchmark import make_jpegs
 
 OUT = 64  # output side: small images keep the test fast; the ratios to the image size are realistic
 

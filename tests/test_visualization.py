@@ -13,10 +13,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from mimlab.apis import register_all_modules
 from mimlab.models.algorithms.mae import patchify
 from mimlab.registry import MODELS, TRANSFORMS
 from mimlab.structures import DataSample
-from mimlab.utils import register_all_modules
 from mimlab.visualization import isolated_rng, reconstruct_batch, reconstruction_grid, to_uint8
 
 from .helpers import tiny_mae

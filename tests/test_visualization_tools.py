@@ -12,8 +12,9 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from mimlab.utils.param_schedule import curve_stats, iters_per_epoch, param_schedule
-from mimlab.visualization import browse_grid, browse_samples, darken_masked, image_grid, isolated_rng, phase_dataset
+from mimlab.analysis.browse import browse_samples, phase_dataset
+from mimlab.analysis.param_schedule import curve_stats, iters_per_epoch, param_schedule
+from mimlab.visualization import browse_grid, darken_masked, image_grid, isolated_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / 'configs' / 'demo'

@@ -37,7 +37,8 @@ def inference_model(model: nn.Module, image: 'str | Path | np.ndarray') -> dict:
         ValueError: for an unreadable image file or an array that is not (H, W, 3) uint8.
     """
     from mimlab.registry import TRANSFORMS
-    from mimlab.utils import register_all_modules
+
+    from .setup_env import register_all_modules
 
     cfg = getattr(model, 'cfg', None)
     if cfg is None:

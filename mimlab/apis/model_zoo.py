@@ -204,8 +204,9 @@ class ModelHub:
     ) -> nn.Module:
         """Build a model of the zoo (or of any config) through mimlab's registries; see :func:`get_model`."""
         from mimlab.registry import MODELS
-        from mimlab.utils import register_all_modules
         from mimlab.utils.checkpoint import load_model_weights
+
+        from .setup_env import register_all_modules
 
         register_all_modules(init_default_scope=False)
         cfg, info = self.load_config(name_or_config)

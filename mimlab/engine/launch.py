@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
-from mimlab.utils import init_dist, register_all_modules
+from mimlab.utils import init_dist
 
 __all__ = [
     'merge_train_args',
@@ -206,7 +206,13 @@ def build_runner(cfg: Config) -> Runner:
     ``Runner.from_cfg``, or ``RUNNERS.build`` when the config sets ``runner_type`` (e.g. ``FlexibleRunner``).
     """
     # the config's default_scope='mimlab' makes the runner set the scope; importing the modules registers them
-    register_all_modules(init_default_scope=False)
+    # (mimlab.engine's own are imported with this package; mimlab.apis.register_all_modules sits above the engine)
+    import mimlab.datasets  # noqa: F401
+    import mimlab.evaluation  # noqa: F401
+    import mimlab.models  # noqa: F401
+    import mimlab.structures  # noqa: F401
+    import mimlab.visualization  # noqa: F401
+
     setup_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

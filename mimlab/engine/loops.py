@@ -17,8 +17,9 @@ What they add to mmengine's loops:
 from mmengine.runner import EpochBasedTrainLoop as _MMEngineEpochLoop
 from mmengine.runner import IterBasedTrainLoop as _MMEngineIterLoop
 
-from mimlab.engine.hooks.train_state import TrainStateHook, set_rng_state
+from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import LOOPS
+from mimlab.utils.rng import set_rng_state
 
 __all__ = ['EpochBasedTrainLoop', 'IterBasedTrainLoop']
 

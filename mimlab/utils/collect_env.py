@@ -63,12 +63,12 @@ def collect_env() -> dict[str, str]:
     from mmengine.utils.dl_utils import collect_env as collect_base_env
     from PIL import features
 
-    import mimlab
+    from mimlab.version import __version__
 
     env = dict(collect_base_env())
-    package_dir = osp.dirname(osp.abspath(mimlab.__file__))
+    package_dir = osp.dirname(osp.dirname(osp.abspath(__file__)))  # mimlab/, found from this file
     commit = _git_hash(package_dir)
-    env['mimlab'] = mimlab.__version__ + (f'+{commit}' if commit else '')
+    env['mimlab'] = __version__ + (f'+{commit}' if commit else '')
     env['MMCV'] = _version('mmcv')
     env['timm'] = _version('timm')
     env['Pillow'] = PIL.__version__

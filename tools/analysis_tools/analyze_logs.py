@@ -7,7 +7,7 @@ Examples::
     python tools/analysis_tools/analyze_logs.py cal_train_time work_dirs/mae
 
 A log is a ``scalars.json`` (or ``<timestamp>.json``) file, a run directory holding ``vis_data/``, or a work
-directory (its newest run). The work is done by :mod:`mimlab.utils.log_analysis`.
+directory (its newest run). The work is done by :mod:`mimlab.analysis.log_analysis`.
 """
 
 import argparse
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mimlab.utils.log_analysis import (
+    from mimlab.analysis.log_analysis import (
         LogFormatError,
         format_train_time,
         load_json_log,

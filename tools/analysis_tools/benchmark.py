@@ -2,11 +2,14 @@
 
 Example: ``python tools/analysis_tools/benchmark.py configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py
 --batch-size 16 --amp none --steps 5 --reference mmpretrain``. The numbers come from
-:func:`mimlab.utils.benchmark.benchmark_training`; ``--json`` also writes them to a file.
+:func:`mimlab.analysis.step_timing.benchmark_training`; ``--json`` also writes them to a file. mmpretrain, the
+reference, is built in ``mmpretrain_reference.py`` next to this file.
 """
 
 import argparse
+import importlib.util
 import json
+import os.path as osp
 
 from mmengine.config import DictAction
 
@@ -32,12 +35,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _mmpretrain_reference():
+    """``mmpretrain_reference.py`` next to this tool, loaded by its path (mmpretrain is a test-time reference, not a
+    mimlab dependency, so the library holds no mmpretrain code)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmpretrain_reference.py')
+    spec = importlib.util.spec_from_file_location('mmpretrain_reference', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mimlab.utils.benchmark import benchmark_training, format_training
-    from mimlab.utils.setup_env import load_tool_config
+    from mimlab.analysis.step_timing import benchmark_training, format_training
+    from mimlab.apis import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
+    reference = _mmpretrain_reference().MMPRETRAIN if args.reference == 'mmpretrain' else None
     result = benchmark_training(
         cfg,
         batch_size=args.batch_size,
@@ -46,7 +60,7 @@ def main(argv=None) -> dict:
         steps=args.steps,
         warmup=args.warmup,
         data=args.data,
-        reference=args.reference,
+        reference=reference,
         device=args.device,
         channels_last=None if args.channels_last is None else args.channels_last == 'on',
     )

@@ -7,11 +7,13 @@ without it, ``--files DIR`` names a folder of existing JPEGs. The pipeline's fir
 ``img_path`` (``LoadImageFromFile`` or a fused loader). Each sample carries a ``gt_label``, as ImageNet samples do
 (``--no-labels``: without), and each pipeline's batches are collated with its config's ``collate_fn`` (mmpretrain:
 mmengine's ``default_collate``, as its configs use); the numbers come from
-:func:`mimlab.utils.benchmark.benchmark_pipelines`.
+:func:`mimlab.analysis.pipeline_timing.benchmark_pipelines`, mmpretrain's pipeline from ``mmpretrain_reference.py``
+next to this file.
 """
 
 import argparse
 import glob
+import importlib.util
 import json
 import os.path as osp
 
@@ -42,10 +44,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _mmpretrain_reference():
+    """``mmpretrain_reference.py`` next to this tool, loaded by its path (mmpretrain is a test-time reference, not a
+    mimlab dependency, so the library holds no mmpretrain code)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmpretrain_reference.py')
+    spec = importlib.util.spec_from_file_location('mmpretrain_reference', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mimlab.utils import register_all_modules
-    from mimlab.utils.benchmark import benchmark_pipelines, make_jpegs, mmpretrain_pipeline
+    from mimlab.analysis.pipeline_timing import benchmark_pipelines, make_jpegs
+    from mimlab.apis import register_all_modules
 
     register_all_modules()
     if args.make_jpegs:
@@ -68,7 +80,9 @@ def main(argv=None) -> dict:
         pipelines[name] = loader.dataset.pipeline
         collates[name] = dict(loader.get('collate_fn', dict(type='mimlab.default_collate')))
     if args.reference == 'mmpretrain':
-        pipelines['mmpretrain'] = mmpretrain_pipeline()  # collated by mmengine's default_collate, as its configs do
+        reference = _mmpretrain_reference()
+        reference.register_mmpretrain()
+        pipelines['mmpretrain'] = reference.mmpretrain_pipeline()  # collated by default_collate, as its configs do
     measured = benchmark_pipelines(
         pipelines,
         paths,

@@ -4,7 +4,7 @@ Example: ``python tools/analysis_tools/get_flops.py configs/mae/mae_vit-base-p16
 A pretraining algorithm is counted on its training forward (``mode='loss'``, masking included), a classifier on its
 inference forward (``mode='predict'``); both also get the training step (forward + backward). FLOPs = 2 x MACs:
 mmcv's / fvcore's get_flops print MACs as "FLOPs". The numbers come from
-:func:`mimlab.utils.complexity.model_complexity`; ``--json`` also writes them to a file.
+:func:`mimlab.analysis.complexity.model_complexity`; ``--json`` also writes them to a file.
 """
 
 import argparse
@@ -36,8 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mimlab.utils.complexity import format_complexity, model_complexity
-    from mimlab.utils.setup_env import load_tool_config
+    from mimlab.analysis.complexity import format_complexity, model_complexity
+    from mimlab.apis import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
     shape = None if args.shape is None else (args.shape[0], args.shape[-1])

@@ -73,10 +73,9 @@ def main(argv=None) -> None:
     import torch
     from mmengine.dataset import Compose
 
+    from mimlab.apis import build_model_without_pretrained, load_tool_config, train_image_size
     from mimlab.datasets import default_collate
-    from mimlab.utils.benchmark import build_model_without_pretrained, train_image_size
     from mimlab.utils.checkpoint import load_checkpoint, state_dict_of
-    from mimlab.utils.setup_env import load_tool_config
     from mimlab.visualization import isolated_rng, reconstruct_batch, reconstruction_grid, save_image
 
     for path in args.img_path:

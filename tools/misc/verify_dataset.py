@@ -18,9 +18,9 @@ def main(argv=None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
     args = parser.parse_args(argv)
 
+    from mimlab.apis import load_tool_config
     from mimlab.datasets.verify import verify_image_files
     from mimlab.registry import DATASETS
-    from mimlab.utils.setup_env import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options, quiet=False)
     loader = cfg.get(f'{args.split}_dataloader')

@@ -43,8 +43,8 @@ def main():
     if args.check:
         from mmengine.config import Config
 
+        from mimlab.apis import register_all_modules
         from mimlab.registry import MODELS
-        from mimlab.utils import register_all_modules
         from mimlab.utils.checkpoint import load_model_weights
 
         register_all_modules()

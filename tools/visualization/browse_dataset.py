@@ -6,7 +6,8 @@ configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py --num 8 --mode
 One row per sample (index and class on the left); columns ``original`` (``--mode pipeline``: the image as loaded),
 ``transformed`` (the packed uint8 input, in RGB) and ``masked`` (pipelines with a mask generator, SimMIM and A2MIM:
 masked cells darkened). Grids of up to 16 rows are written to ``OUTPUT_DIR/<phase>_<first>-<last>.png``. ``--seed``
-makes the random crops, flips and masks repeatable. The work is done by :mod:`mimlab.visualization.browse`.
+makes the random crops, flips and masks repeatable. The work is done by :mod:`mimlab.analysis.browse` (the samples)
+and :mod:`mimlab.visualization.browse` (the grids).
 """
 
 import argparse
@@ -50,8 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> list[str]:
     args = parse_args(argv)
-    from mimlab.utils.setup_env import load_tool_config
-    from mimlab.visualization import browse_grid, browse_samples, save_image
+    from mimlab.analysis.browse import browse_samples
+    from mimlab.apis import load_tool_config
+    from mimlab.visualization import browse_grid, save_image
 
     cfg = load_tool_config(args.config, args.cfg_options)
     try:

@@ -7,7 +7,7 @@ mmengine's schedulers are built and stepped as its Runner steps them, with ``epo
 for ``convert_to_iter_based`` (ceil or floor of dataset size / (batch size x GPUs), by ``drop_last``). One curve per
 distinct schedule: the configured value (``base_lr``, what the log calls base_lr) and the param groups' (layer decay,
 ``lr_mult``...). A table of first / peak / last value and the warmup length is printed. The work is done by
-:mod:`mimlab.utils.param_schedule`.
+:mod:`mimlab.analysis.param_schedule`.
 """
 
 import argparse
@@ -54,8 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mimlab.utils.param_schedule import format_schedule, param_schedule, plot_schedule
-    from mimlab.utils.setup_env import load_tool_config
+    from mimlab.analysis.param_schedule import format_schedule, param_schedule, plot_schedule
+    from mimlab.apis import load_tool_config
 
     # quiet: no per-parameter init or paramwise messages when the model is built
     cfg = load_tool_config(args.config, args.cfg_options)

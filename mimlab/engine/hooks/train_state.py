@@ -2,9 +2,9 @@
 
 1. **Random number generators.** mmengine re-seeds on resume, so the masks, augmentations and drop-path draws after a
    resume differ from the uninterrupted run's. This hook stores every rank's torch (CPU and CUDA), numpy and Python
-   RNG states in the checkpoint (``checkpoint['rng_state']``, one entry per rank, tensors and ints only so that the
-   weights-only loader accepts them) and hands them to mimlab's train loops, which restore them at the point where
-   the uninterrupted run would continue.
+   RNG states (:mod:`mimlab.utils.rng`) in the checkpoint (``checkpoint['rng_state']``, one entry per rank, tensors
+   and ints only so that the weights-only loader accepts them) and hands them to mimlab's train loops, which restore
+   them at the point where the uninterrupted run would continue.
 2. **Wrapper prefixes.** A model wrapped by ``torch.compile`` (``OptimizedModule``) saves its keys as
    ``_orig_mod.*``; one wrapped by a DDP that mmengine does not recognise saves ``module.*``. Such a checkpoint does
    not load into the plain model (VideoMAEv2 issue #33). Keys are saved without those prefixes, and prefixed keys in
@@ -13,17 +13,15 @@
 The train loops in :mod:`mimlab.engine.loops` register this hook themselves; configs need not name it.
 """
 
-import random
-
-import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mimlab.registry import HOOKS
+from mimlab.utils.rng import get_rng_state
 
-__all__ = ['TrainStateHook', 'get_rng_state', 'set_rng_state', 'strip_wrapper_prefixes']
+__all__ = ['TrainStateHook', 'strip_wrapper_prefixes']
 
 _WRAPPERS = ('_orig_mod', 'module')
 
@@ -42,30 +40,6 @@ def strip_wrapper_prefixes(state_dict: dict) -> dict:
     if hasattr(state_dict, '_metadata'):  # per-module versions that load_state_dict reads
         out._metadata = type(state_dict._metadata)((_strip(k), v) for k, v in state_dict._metadata.items())
     return out
-
-
-def get_rng_state() -> dict:
-    """This process's RNG states, as tensors, ints and floats only (weights-only loadable)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = dict(
-        torch=torch.get_rng_state(),
-        numpy=dict(name=name, keys=torch.from_numpy(keys.astype(np.int64)), pos=pos, has_gauss=has_gauss, gauss=gauss),
-        python=random.getstate(),
-    )
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`get_rng_state` returned."""
-    torch.set_rng_state(state['torch'])
-    n = state['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
-    version, internal, gauss_next = state['python']
-    random.setstate((version, tuple(internal), gauss_next))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 @HOOKS.register_module()

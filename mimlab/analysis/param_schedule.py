@@ -194,10 +194,8 @@ def param_schedule(cfg, dataset_size: int | None = None, ngpus: int = 1, param: 
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
+    from mimlab.apis import build_model_without_pretrained, register_all_modules
     from mimlab.registry import PARAM_SCHEDULERS
-
-    from .benchmark import build_model_without_pretrained
-    from .setup_env import register_all_modules
 
     if param not in PARAMS:
         raise ValueError(f'param must be one of {PARAMS}, got {param!r}')

@@ -1,8 +1,8 @@
 """Parameters and FLOPs of a config's model, behind ``tools/analysis_tools/get_flops.py``.
 
 The FLOPs are those of the forward the model really runs, counted with ``torch.utils.flop_counter.FlopCounterMode``
-(with :data:`~mimlab.utils.benchmark.EXTRA_FLOP_FORMULAS`) on a synthetic batch built from the config
-(:func:`~mimlab.utils.benchmark.synthetic_batch_for`, masks and labels included):
+(with :data:`~mimlab.analysis.flops.EXTRA_FLOP_FORMULAS`) on a synthetic batch built from the config
+(:func:`~mimlab.analysis.step_timing.synthetic_batch_for`, masks and labels included):
 
 - a pretraining algorithm (MAE, PixMIM, SimMIM, A2MIM, MixMIM): its training forward
   ``model(inputs, data_samples, mode='loss')``, masking included (MAE's encoder sees the visible patches only);
@@ -20,13 +20,10 @@ import inspect
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .benchmark import (
-    EXTRA_FLOP_FORMULAS,
-    build_model_without_pretrained,
-    count_train_flops,
-    synthetic_batch_for,
-    train_image_size,
-)
+from mimlab.apis import build_model_without_pretrained, train_image_size
+
+from .flops import EXTRA_FLOP_FORMULAS, count_train_flops
+from .step_timing import synthetic_batch_for
 
 
 def config_at_image_size(cfg, image_size: tuple[int, int]):
@@ -76,14 +73,14 @@ def model_complexity(cfg, image_size: tuple[int, int] | None = None, batch_size:
     Args:
         cfg: An mmengine ``Config`` with ``model`` (and the train pipeline for the image size and masks).
         image_size: (H, W) to build and run the model at; default the size the config trains at
-            (:func:`~mimlab.utils.benchmark.train_image_size`).
+            (:func:`~mimlab.apis.train_image_size`).
         batch_size: Images per counted batch (the FLOPs are divided by it). At least 2: a BatchNorm neck in train
             mode needs more than one value per channel.
 
     Returns:
         A dict: ``model`` (class name), ``kind`` ('pretraining' or 'classifier'), ``forward_mode``, ``input_shape``
         (C, H, W), ``image_size_from`` ('config' or 'argument'), ``params`` and ``trainable_params``,
-        ``forward_flops`` and ``train_flops`` (fwd + bwd, :func:`~mimlab.utils.benchmark.count_train_flops`) per image,
+        ``forward_flops`` and ``train_flops`` (fwd + bwd, :func:`~mimlab.analysis.flops.count_train_flops`) per image,
         and for pretraining algorithms ``encoder_flops`` per image.
     """
     from mimlab.models.algorithms import BaseAlgorithm, ImageClassifier

@@ -1,3 +1,9 @@
+"""What every command-line tool does first: register mimlab's modules and load its config.
+
+:func:`register_all_modules` imports every package that registers components, so it sits above all of them; the
+ground floor (:mod:`mimlab.utils`) never calls it.
+"""
+
 import datetime
 import warnings
 
