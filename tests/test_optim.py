@@ -1,4 +1,4 @@
-"""The optimiser constructor: weight-decay exemptions and (depth, decay) grouping."""
+"""The optimiser constructor: weight-decay exemptions, per-name lr multipliers, (depth, decay, lr) grouping."""
 
 import pytest
 import torch
@@ -64,3 +64,40 @@ def test_optimizer_step_changes_weights():
     loss.backward()
     opt.step()
     assert not torch.equal(before, model.backbone.layers[0].attn.qkv.weight)
+
+
+def test_lr_mult_and_extra_no_weight_decay_by_name():
+    model = _mae()
+    opt = _build(model, lr_mult={'mask_token': 0.1}, no_weight_decay=['backbone.patch_embed.projection.weight'])
+    lr = {n: g['lr'] for g in opt.param_groups for n in g['param_names']}
+    wd = {n: g['weight_decay'] for g in opt.param_groups for n in g['param_names']}
+    # 'mask_token' is a dotted suffix of neck.mask_token; nothing else ends in it
+    assert lr['neck.mask_token'] == pytest.approx(1e-4) and wd['neck.mask_token'] == 0.0
+    assert all(v == pytest.approx(1e-3) for n, v in lr.items() if n != 'neck.mask_token')
+    assert wd['backbone.patch_embed.projection.weight'] == 0.0  # 4-D, exempted by name
+    assert wd['backbone.layers.0.attn.qkv.weight'] == 0.05
+    assert len(opt.param_groups) == 3  # (decay), (no decay), (no decay, x0.1)
+
+
+def test_lr_mult_multiplies_layer_decay():
+    model = _mae()
+    opt = _build(model, layer_decay_rate=0.5, lr_mult={'backbone.layers.0.attn.qkv.weight': 0.1})
+    lr = {n: g['lr'] for g in opt.param_groups for n in g['param_names']}
+    assert lr['backbone.layers.0.attn.qkv.weight'] == pytest.approx(1e-3 * 0.5**2 * 0.1)
+    assert lr['backbone.layers.0.attn.proj.weight'] == pytest.approx(1e-3 * 0.5**2)
+
+
+@pytest.mark.parametrize(
+    'paramwise, message',
+    [
+        (dict(custom_keys={'mask_token': dict(lr_mult=0.1)}), r"\['custom_keys'\] not understood"),
+        (dict(norm_decay_mult=0.0), r"\['norm_decay_mult'\] not understood"),
+        (dict(lr_mult={'mask_tokn': 0.1}), r"paramwise_cfg.lr_mult: \['mask_tokn'\] match no parameter"),
+        (dict(lr_mult={'token': 0.1}), r"lr_mult: \['token'\] match no parameter"),  # a suffix is a whole component
+        (dict(no_weight_decay=['gamma']), r"no_weight_decay: \['gamma'\] match no parameter"),
+    ],
+)
+def test_unknown_options_and_names_are_errors(paramwise, message):
+    with pytest.raises(ValueError, match=message):
+        _build(_mae(), **paramwise)
+

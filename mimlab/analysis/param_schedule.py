@@ -5,7 +5,7 @@ The values come from mmengine's own schedulers, built and stepped as its ``Runne
 
 - the optim wrapper is built from ``optim_wrapper`` (``AmpOptimWrapper`` as a plain ``OptimWrapper``: precision does
   not touch the schedule), on a stand-in module when the param groups' settings cannot depend on parameter names,
-  else on the config's model (layer decay, ``custom_keys``, ``norm_decay_mult``, other constructors);
+  else on the config's model (layer decay, ``lr_mult``, ``custom_keys``, ``norm_decay_mult``, other constructors);
 - ``auto_scale_lr.enable`` scales every param group's lr by ``ngpus * batch_size / base_batch_size`` (not the
   wrapper's base settings: mmengine's ``Runner.scale_lr`` leaves them, so the logged ``base_lr`` stays unscaled);
 - a scheduler without ``end`` ends at ``max_epochs`` (``by_epoch``) or ``max_iters``; ``convert_to_iter_based``
@@ -140,8 +140,10 @@ def _needs_model(optim_cfg: dict) -> bool:
     paramwise = dict(optim_cfg.get('paramwise_cfg') or {})
     constructor = optim_cfg.get('constructor', 'DefaultOptimWrapperConstructor')
     if constructor == 'LayerDecayOptimWrapperConstructor':
-        # rate 1.0: two groups, decay and no decay (1-D and no_weight_decay() parameters), both with the base lr
-        return float(paramwise.get('layer_decay_rate', 1.0)) != 1.0
+        # rate 1.0 and no names: two groups, decay and no decay (1-D and no_weight_decay() parameters), both with the
+        # base lr; lr_mult / no_weight_decay name parameters of the model
+        named = bool(paramwise.get('lr_mult')) or bool(paramwise.get('no_weight_decay'))
+        return named or float(paramwise.get('layer_decay_rate', 1.0)) != 1.0
     if constructor == 'DefaultOptimWrapperConstructor':
         return bool(paramwise)  # no paramwise_cfg: one group with the optimizer's settings
     return True  # another constructor may read anything from the model
