@@ -392,8 +392,9 @@ def test_recipe_builds_and_steps(path):
         assert (head.fft_weight, head.fft_focal, head.fft_unmask_weight) == (fft_weight, fft_focal, fft_unmask_weight)
         assert bb.get('mask_init', 0.0) == mask_init and gen_cfg.model_patch_size == model_patch
         assert (gen_cfg.input_size, gen_cfg.mask_patch_size, gen_cfg.mask_ratio) == (224, 32, 0.6)
-        keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
-        assert keys.get('mask_gamma', {}).get('lr_mult') == gamma_lr
+        paramwise = cfg.optim_wrapper.get('paramwise_cfg') or {}
+        assert paramwise.get('lr_mult', {}).get('mask_gamma') == gamma_lr
+        assert ('mask_gamma' in paramwise.get('no_weight_decay', [])) == (gamma_lr is not None)
         batch = cfg.train_dataloader.batch_size * 8 * cfg.optim_wrapper.get('accumulative_counts', 1)
         assert batch == 2048
         lr = cfg.optim_wrapper.optimizer.lr
@@ -419,9 +420,8 @@ def test_recipe_builds_and_steps(path):
         )
     )
     optim_wrapper = constructor(model)
-    groups = {
-        n: g for g in optim_wrapper.optimizer.param_groups for n, p in model.named_parameters() if p is g['params'][0]
-    }
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = {names[id(p)]: g for g in optim_wrapper.optimizer.param_groups for p in g['params']}
     base_lr = optim_cfg['optimizer']['lr']
     assert groups['backbone.mask_token']['weight_decay'] == 0
     assert math.isclose(

@@ -1,5 +1,6 @@
 """Every config under configs/ parses, builds, and takes one optimiser step on a 2-image batch (tiny overrides)."""
 
+import ast
 import random
 from pathlib import Path
 
@@ -98,6 +99,61 @@ def test_config_list_is_complete():
     for epochs in (400, 800, 1600):
         assert f'mae_vit-large-p16_8xb512-amp-coslr-{epochs}e_in1k.py' in names
     assert 'mae_vit-huge-p14_8xb512-amp-coslr-1600e_in1k.py' in names
+
+
+def _assignments(path: Path) -> dict[str, list[ast.expr]]:
+    """Top-level ``name = value`` statements of a config file, by name."""
+    out: dict[str, list[ast.expr]] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    out.setdefault(target.id, []).append(node.value)
+    return out
+
+
+def _bases(path: Path) -> list[Path]:
+    value = _assignments(path).get('_base_', [])
+    if not value:
+        return []
+    bases = ast.literal_eval(value[-1])
+    return [(path.parent / b).resolve() for b in ([bases] if isinstance(bases, str) else bases)]
+
+
+def _is_base_file(path: Path) -> bool:
+    return '_base_' in path.relative_to(ROOT / 'configs').parts
+
+
+ALL_CONFIG_FILES = sorted((ROOT / 'configs').rglob('*.py'))
+
+
+@pytest.mark.parametrize('path', ALL_CONFIG_FILES, ids=lambda p: str(p.relative_to(ROOT / 'configs')))
+def test_configs_are_shallow(path):
+    """``_base_`` files plus at most one recipe parent, itself built from ``_base_`` files only (STYLE.md 7)."""
+    recipes = [b for b in _bases(path) if not _is_base_file(b)]
+    if _is_base_file(path):
+        assert not recipes, f'a _base_ file inherits from a recipe: {recipes}'
+        return
+    assert len(recipes) <= 1, f'more than one recipe parent: {recipes}'
+    for parent in recipes:
+        grand = [b for b in _bases(parent) if not _is_base_file(b)]
+        assert not grand, f'{parent.name} is a recipe parent with a recipe parent of its own ({grand[0].name})'
+
+
+@pytest.mark.parametrize('path', ALL_CONFIG_FILES, ids=lambda p: str(p.relative_to(ROOT / 'configs')))
+def test_train_cfg_is_set_once_and_only_to_change_it(path):
+    """No file sets ``train_cfg`` twice, and a file that sets it changes every key it names from what its parents
+    resolve to (no restated ``max_epochs=300`` over a parent's 300)."""
+    own = _assignments(path).get('train_cfg', [])
+    assert len(own) <= 1
+    if not own or not isinstance(own[0], ast.Call):
+        return
+    keys = [kw.arg for kw in own[0].keywords if kw.arg not in (None, '_delete_')]
+    mine = Config.fromfile(str(path)).train_cfg
+    for base in _bases(path):
+        theirs = Config.fromfile(str(base)).get('train_cfg') or {}
+        same = [k for k in keys if k in theirs and theirs[k] == mine[k]]
+        assert not same, f'train_cfg restates {same} of {base.relative_to(ROOT)}'
 
 
 @pytest.mark.parametrize('config', CONFIGS)

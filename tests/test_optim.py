@@ -1,10 +1,14 @@
 """The optimiser constructor: weight-decay exemptions, per-name lr multipliers, (depth, decay, lr) grouping."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from mimlab.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from tests.helpers import tiny_mae
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _mae():
@@ -101,3 +105,60 @@ def test_unknown_options_and_names_are_errors(paramwise, message):
     with pytest.raises(ValueError, match=message):
         _build(_mae(), **paramwise)
 
+
+# openmixup's paramwise rules for A2MIM (reference/a2mim_mixmim.md, Part I section 4), as mmengine's custom_keys: the
+# recipes used these until the rules moved into LayerDecayOptimWrapperConstructor (lr_mult, no_weight_decay)
+_NORM_BIAS = dict(norm_decay_mult=0.0, bias_decay_mult=0.0)
+_MASK_TOKEN = {'mask_token': dict(lr_mult=0.1, decay_mult=0.0)}
+_MASK_GAMMA = {'mask_gamma': dict(lr_mult=0.1, decay_mult=0.0)}
+_OPENMIXUP_A2MIM = {
+    'resnet-300e': dict(**_NORM_BIAS, custom_keys=_MASK_TOKEN),  # mask_gamma decayed, full lr
+    'resnet50-100e': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_MASK_GAMMA}),
+    'convnext': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_MASK_GAMMA, 'gamma': dict(decay_mult=0.0)}),
+    'vit': dict(
+        **_NORM_BIAS,
+        custom_keys={
+            k: dict(decay_mult=0.0)
+            for k in ('pos_embed', 'cls_token', 'mask_token', 'gamma', 'relative_position_bias_table')
+        },
+    ),
+}
+
+
+def _openmixup_rule(name: str) -> str:
+    if 'convnext' in name:
+        return 'convnext'
+    if 'vit' in name:
+        return 'vit'
+    return 'resnet50-100e' if '100e' in name else 'resnet-300e'
+
+
+A2MIM_RECIPES = sorted((ROOT / 'configs/a2mim').glob('*.py')) + sorted((ROOT / 'configs/demo').glob('a2mim_*.py'))
+
+
+@pytest.mark.parametrize('path', A2MIM_RECIPES, ids=lambda p: p.stem)
+def test_a2mim_recipes_give_every_parameter_openmixups_lr_and_weight_decay(path):
+    """Each A2MIM recipe's optimizer equals mmengine's DefaultOptimWrapperConstructor with openmixup's rules, per
+    parameter (tiny archs: the same parameter names per block)."""
+    from mmengine.config import Config
+
+    from mimlab.registry import MODELS
+    from tests.test_configs import TINY_BACKBONE
+
+    cfg = Config.fromfile(str(path))
+    model_cfg = cfg.model.to_dict()
+    model_cfg['backbone'].update(TINY_BACKBONE[model_cfg['backbone']['type']])
+    model = MODELS.build(model_cfg)
+    optim = dict(cfg.optim_wrapper.to_dict(), type='OptimWrapper')
+    optim.pop('loss_scale', None)
+
+    def groups(constructor: str, paramwise: dict) -> dict:
+        wrapper = OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(type=constructor, optim_wrapper_cfg=optim, paramwise_cfg=paramwise)
+        )(model)
+        names = {id(p): n for n, p in model.named_parameters()}
+        return {names[id(p)]: (g['lr'], g['weight_decay']) for g in wrapper.optimizer.param_groups for p in g['params']}
+
+    ours = groups(optim.pop('constructor'), optim.pop('paramwise_cfg', None))
+    reference = groups('DefaultOptimWrapperConstructor', _OPENMIXUP_A2MIM[_openmixup_rule(path.stem)])
+    assert ours == reference

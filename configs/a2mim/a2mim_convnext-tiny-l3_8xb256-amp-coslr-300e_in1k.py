@@ -1,21 +1,27 @@
 # A2MIM ConvNeXt-T, mask token at l3 (openmixup convnext_t_l3_sz224_init_8xb256_cos_ep300): the token goes in after
 # the stride-32 downsample of the last stage, so the mask is 7 x 7 (model_patch_size 32); no Fourier loss and no
-# blending of visible pixels; mixed precision; LayerScale gamma without decay, mask_gamma as the mask token.
+# blending of visible pixels; mixed precision; LayerScale gamma without decay (1-D), mask_gamma as the mask token.
 # Optimiser, batch and schedule as ResNet-50 (lr 1.2e-3, 2048 images, 10 + 290 epochs).
-_base_ = './a2mim_resnet50-l3_8xb256-coslr-300e_in1k.py'
+_base_ = [
+    '../_base_/datasets/imagenet_bs256_a2mim_rrc08.py',
+    '../_base_/schedules/adamw_coslr_a2mim.py',
+    '../_base_/default_runtime.py',
+]
 
 img_size = 224
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MIMConvNeXt',
-        arch='tiny',
-        mask_layer=3,
-        replace=False,
-        mask_init=1e-6,
-        drop_path_rate=0.0,
+    type='A2MIM',
+    backbone=dict(type='MIMConvNeXt', arch='tiny', mask_layer=3, replace=False, mask_init=1e-6, drop_path_rate=0.0),
+    neck=dict(type='SimMIMLinearDecoder'),
+    head=dict(
+        type='A2MIMHead',
+        loss=dict(type='FocalL1Loss', alpha=0.2, gamma=1.0, activate='sigmoid'),
+        unmask_weight=0.0,
+        fft_weight=0.0,
+        fft_focal=False,
+        fft_unmask_replace='mixed',
+        fft_unmask_weight=0.0,
     ),
-    head=dict(fft_weight=0.0, fft_focal=False, fft_unmask_weight=0.0),
 )
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -36,11 +42,13 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
-    paramwise_cfg=dict(
-        custom_keys={
-            'mask_token': dict(lr_mult=0.1, decay_mult=0.0),
-            'mask_gamma': dict(lr_mult=0.1, decay_mult=0.0),
-            'gamma': dict(decay_mult=0.0),
-        }
-    ),
+    paramwise_cfg=dict(lr_mult={'mask_gamma': 0.1}, no_weight_decay=['mask_gamma']),
 )
+
+max_epochs = 300
+train_cfg = dict(max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=2048)
+default_hooks = dict(checkpoint=dict(interval=10))
+resume = True
+# CNN: weights and batches in channels_last memory format on GPUs (cuDNN's NHWC kernels; mimlab/engine/hooks)
+custom_hooks = [dict(type='ChannelsLastHook')]

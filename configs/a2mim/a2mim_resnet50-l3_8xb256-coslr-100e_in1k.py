@@ -4,11 +4,4 @@ _base_ = './a2mim_resnet50-l3_8xb256-coslr-300e_in1k.py'
 
 max_epochs = 100
 train_cfg = dict(max_epochs=max_epochs)
-optim_wrapper = dict(
-    paramwise_cfg=dict(
-        custom_keys={
-            'mask_token': dict(lr_mult=0.1, decay_mult=0.0),
-            'mask_gamma': dict(lr_mult=0.1, decay_mult=0.0),
-        }
-    )
-)
+optim_wrapper = dict(paramwise_cfg=dict(lr_mult={'mask_gamma': 0.1}, no_weight_decay=['mask_gamma']))

@@ -1,3 +1,4 @@
 _base_ = './mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
 
-train_cfg = dict(max_epochs=800)
+max_epochs = 800
+train_cfg = dict(max_epochs=max_epochs)

@@ -1,4 +1,5 @@
 _base_ = './mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
 
 model = dict(backbone=dict(arch='h', patch_size=14))
-train_cfg = dict(max_epochs=1600)
+max_epochs = 1600
+train_cfg = dict(max_epochs=max_epochs)

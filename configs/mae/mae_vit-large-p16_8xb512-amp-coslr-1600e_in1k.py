@@ -1,3 +1,5 @@
-_base_ = './mae_vit-large-p16_8xb512-amp-coslr-400e_in1k.py'
+_base_ = './mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
 
-train_cfg = dict(max_epochs=1600)
+model = dict(backbone=dict(arch='l'))
+max_epochs = 1600
+train_cfg = dict(max_epochs=max_epochs)

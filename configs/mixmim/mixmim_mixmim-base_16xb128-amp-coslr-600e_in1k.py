@@ -3,5 +3,6 @@
 # Reported: 85.1 top-1 after the 100-epoch fine-tune (configs/mixmim/benchmarks/mixmim-base_8xb128-coslr-100e_in1k.py).
 _base_ = './mixmim_mixmim-base_16xb128-coslr-300e_in1k.py'
 
-train_cfg = dict(max_epochs=600)
+max_epochs = 600
+train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')

@@ -1,13 +1,13 @@
 # PixMIM = the MAE recipe + a low-frequency target (radius 40 at 224 px) + the conservative SimpleResizedCrop.
-_base_ = '../mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'
-
-model = dict(type='PixMIM', target_generator=dict(type='LowFreqTargetGenerator', radius=40, img_size=224))
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='SimpleResizedCrop', scale=224, padding=4, padding_mode='reflect', flip_prob=0.5),
-    dict(type='PackInputs'),
+_base_ = [
+    '../_base_/models/pixmim_vit-base-p16.py',
+    '../_base_/datasets/imagenet_bs512_pixmim.py',
+    '../_base_/schedules/adamw_coslr_mae.py',
+    '../_base_/default_runtime.py',
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
+max_epochs = 300
+train_cfg = dict(max_epochs=max_epochs)
+# resume from work_dir's latest checkpoint when one exists (long runs on preemptible clusters)
+resume = True
 randomness = dict(seed=2, diff_rank_seed=True)

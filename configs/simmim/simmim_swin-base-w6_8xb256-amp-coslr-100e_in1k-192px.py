@@ -7,7 +7,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-train_cfg = dict(max_epochs=100)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+max_epochs = 100
+train_cfg = dict(max_epochs=max_epochs)
+default_hooks = dict(checkpoint=dict(interval=10))
 # resume from work_dir's latest checkpoint when one exists (long runs on preemptible clusters)
 resume = True

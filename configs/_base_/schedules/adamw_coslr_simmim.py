@@ -2,8 +2,8 @@
 # 2048, betas (0.9, 0.999), wd 0.05 (none on 1-D params, relative-position bias tables, absolute position table and
 # mask token: LayerDecayOptimWrapperConstructor + the backbone's no_weight_decay()), gradient clipping at 5.
 # Linear warmup from 1e-6 per 512 images, then cosine to 1e-5 per 512 images, both updated every iteration.
-# A recipe sets max_epochs through train_cfg; the cosine phase ends there (mmengine's default `end`), so recipes of
-# other lengths differ in one line.
+# A recipe sets the length, `max_epochs = N` and `train_cfg = dict(max_epochs=max_epochs)`; the cosine phase ends
+# there (mmengine's default `end`), so recipes of other lengths differ in one line.
 warmup_epochs = 10
 base_lr = 2e-4  # per 512 images
 lr_scale = 2048 / 512  # total batch / 512
@@ -31,6 +31,6 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=100)
+train_cfg = dict(type='EpochBasedTrainLoop')
 # `tools/train.py --auto-scale-lr` rescales the lr when the total batch differs from 2048
 auto_scale_lr = dict(base_batch_size=2048)
