@@ -1,4 +1,4 @@
-"""NonFiniteGuardHook and CheckpointHook inside a real mmengine Runner training the tiny demo MAE on CPU."""
+"""NonFiniteGuardHook and AtomicCheckpointHook inside a real mmengine Runner training the tiny demo MAE on CPU."""
 
 import uuid
 from pathlib import Path
@@ -7,9 +7,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from mimlab.engine.hooks import CheckpointHook, NonFiniteGuardHook
+from mimlab.engine.hooks import AtomicCheckpointHook, NonFiniteGuardHook
 from mimlab.utils import load_checkpoint_weights_only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,9 @@ class PoisonHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter + 1 in self.iterations:
-            self.handle = runner.model.neck.register_forward_hook(lambda m, args, out: out * float('nan'))
+            # the decoder's last layer: MAE's masked-only path calls neck.forward_at, not the neck's forward
+            pred = runner.model.neck.decoder_pred
+            self.handle = pred.register_forward_hook(lambda m, args, out: out * float('nan'))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.handle is not None:
@@ -130,7 +133,7 @@ def test_guard_rolls_back_to_the_last_checkpoint_and_continues(tmp_path):
         PoisonHook([6, 7, 8]),
         snaps,
         epochs=3,
-        checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4),
+        checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=4),
     )
     runner.train()
     saved = load_checkpoint_weights_only(str(tmp_path / 'iter_4.pth'))['state_dict']
@@ -179,7 +182,7 @@ class FakeClock(Hook):
 
 def test_timed_checkpoints_appear_every_interval_and_are_pruned(tmp_path):
     clock = FakeClock()
-    hook = CheckpointHook(interval=1, max_keep_ckpts=3, interval_minutes=1, check_every=1, time_fn=clock)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=3, interval_minutes=1, check_every=1, time_fn=clock)
     runner = demo_runner(tmp_path, clock, checkpoint=hook)
     runner.train()
     # 30 s per iteration, 4 iterations per epoch: a minute has passed at iterations 2, 4, 6 and 8; at 4 and 8 the
@@ -197,7 +200,7 @@ def test_timed_checkpoints_appear_every_interval_and_are_pruned(tmp_path):
 
 def test_timed_checkpoint_hook_rejects_bad_intervals():
     with pytest.raises(ValueError, match='interval_minutes'):
-        CheckpointHook(interval_minutes=0)
+        AtomicCheckpointHook(interval_minutes=0)
     with pytest.raises(ValueError, match='on_repeated'):
         NonFiniteGuardHook(on_repeated='ignore')
 
@@ -313,15 +316,115 @@ def test_deferred_guard_clips_like_clip_grad_norm(tmp_path):
 
 
 def test_deferred_losses_reach_the_log_unchanged(tmp_path):
-    """mimlab's RuntimeInfoHook (resolved from default_hooks.runtime_info) reads the losses once per logging
+    """mimlab's DeferredRuntimeInfoHook (default_hooks.runtime_info) reads the losses once per logging
     interval; the message hub ends up with every iteration's loss, as with a read every iteration."""
-    from mimlab.engine.hooks import RuntimeInfoHook
+    from mimlab.engine.hooks import DeferredRuntimeInfoHook
 
     every = demo_runner(tmp_path / 'a')
     every.train()
     deferred = demo_runner(tmp_path / 'b', **{'default_hooks.logger.interval': 3})
     deferred.train()
-    assert any(isinstance(h, RuntimeInfoHook) for h in deferred.hooks)
+    assert any(isinstance(h, DeferredRuntimeInfoHook) for h in deferred.hooks)
     a = every.message_hub.get_scalar('train/loss').data[0].tolist()
     b = deferred.message_hub.get_scalar('train/loss').data[0].tolist()
     assert len(a) == len(b) == 8 and a == b
+
+
+# ---------------------------------------------------------------- configs that name mmengine's classes (old names)
+
+SMALL = [
+    'train_dataloader.batch_size=16',
+    'train_dataloader.num_workers=0',
+    'train_dataloader.dataset.num_samples=32',
+    'train_cfg.max_epochs=2',
+    'default_hooks.logger.interval=1',
+]
+
+
+def built(work_dir, *options) -> Runner:
+    """The demo MAE through tools/train.py's path (merge_train_args, build_runner), with ``options`` merged."""
+    from mimlab.engine import build_runner
+    from tests.test_train_tools import train_cfg
+
+    cfg = train_cfg(str(DEMO), '--work-dir', str(work_dir), '--cfg-options', *SMALL, *options)
+    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
+    return build_runner(cfg)
+
+
+def test_configs_name_mimlabs_classes_and_old_names_build_mmenginess():
+    from mmengine.dataset import DefaultSampler
+    from mmengine.hooks import CheckpointHook, RuntimeInfoHook
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+    from mimlab.datasets import ExactResumeSampler
+    from mimlab.engine import DeferredRuntimeInfoHook, ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
+    from mimlab.registry import DATA_SAMPLERS, HOOKS, LOOPS
+
+    with DefaultScope.overwrite_default_scope('mimlab'):
+        for registry, ours, theirs in [
+            (HOOKS, AtomicCheckpointHook, CheckpointHook),
+            (HOOKS, DeferredRuntimeInfoHook, RuntimeInfoHook),
+            (DATA_SAMPLERS, ExactResumeSampler, DefaultSampler),
+            (LOOPS, ExactResumeEpochBasedTrainLoop, EpochBasedTrainLoop),
+            (LOOPS, ExactResumeIterBasedTrainLoop, IterBasedTrainLoop),
+        ]:
+            assert registry.get(ours.__name__) is ours and issubclass(ours, theirs)
+            assert registry.get(theirs.__name__) is theirs  # no longer shadowed: a config gets what it names
+    cfg = Config.fromfile(DEMO)
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.runtime_info.type == 'DeferredRuntimeInfoHook'
+    assert cfg.train_dataloader.sampler.type == 'ExactResumeSampler'
+    assert cfg.train_cfg.type == 'ExactResumeEpochBasedTrainLoop'
+
+
+def test_preemption_refuses_mmengines_checkpoint_hook_at_the_start(tmp_path):
+    runner = built(tmp_path, "default_hooks.checkpoint.type='CheckpointHook'")
+    with pytest.raises(ValueError, match=r"default_hooks.checkpoint.type='AtomicCheckpointHook' \(type='Checkpoint"):
+        runner.train()
+    assert not list(tmp_path.glob('*.pth'))  # refused before the first iteration
+    # without preemption, mmengine's hook is what the config asks for, and trains
+    runner = built(tmp_path / 'b', "default_hooks.checkpoint.type='CheckpointHook'", 'default_hooks.preemption=None')
+    runner.train()
+    assert type(next(h for h in runner.hooks if 'Checkpoint' in type(h).__name__)).__module__.startswith('mmengine')
+    assert (tmp_path / 'b/epoch_2.pth').exists()
+
+
+@pytest.mark.parametrize(
+    'options, key',
+    [
+        ([], 'default_hooks.preemption'),
+        (['default_hooks.preemption=None', 'default_hooks.checkpoint.interval_minutes=30'], 'interval_minutes'),
+        (['default_hooks.preemption=None', 'default_hooks.checkpoint.by_epoch=False'], r'by_epoch=False'),
+    ],
+)
+def test_mid_epoch_checkpoints_refuse_mmengines_epoch_loop(tmp_path, options, key):
+    runner = built(tmp_path, "train_cfg.type='EpochBasedTrainLoop'", *options)
+    with pytest.raises(ValueError, match=rf"{key}.*set train_cfg.type='ExactResumeEpochBasedTrainLoop'"):
+        runner.train()
+
+
+def test_mmengines_loop_sampler_and_runtime_hook_still_train_with_plain_checkpoint_keys(tmp_path):
+    """Epoch checkpoints only (no preemption, no time interval): mmengine's loop is fine; build_runner registers the
+    TrainStateHook that mimlab's loops would, so the checkpoint holds the RNG states and plain keys."""
+    from mmengine.dataset import DefaultSampler
+    from mmengine.hooks import RuntimeInfoHook
+    from mmengine.runner import EpochBasedTrainLoop
+
+    from mimlab.engine import ExactResumeEpochBasedTrainLoop, TrainStateHook
+
+    runner = built(
+        tmp_path,
+        "train_cfg.type='EpochBasedTrainLoop'",
+        "train_dataloader.sampler.type='DefaultSampler'",
+        "default_hooks.runtime_info.type='RuntimeInfoHook'",
+        'default_hooks.preemption=None',
+    )
+    runner.train()
+    assert type(runner.train_loop) is EpochBasedTrainLoop and not isinstance(
+        runner.train_loop, ExactResumeEpochBasedTrainLoop
+    )
+    assert type(runner.train_dataloader.sampler) is DefaultSampler
+    assert any(type(h) is RuntimeInfoHook for h in runner.hooks)
+    assert sum(isinstance(h, TrainStateHook) for h in runner.hooks) == 1
+    ckpt = load_checkpoint_weights_only(str(tmp_path / 'epoch_2.pth'))
+    assert 'rng_state' in ckpt and list(ckpt['state_dict']) == list(runner.model.state_dict())

@@ -68,7 +68,7 @@ def test_two_thousand_iterations_keep_memory_flat(tmp_path):
         train_dataloader=loader,
         optim_wrapper=cfg.optim_wrapper,
         param_scheduler=cfg.param_scheduler,
-        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=250),  # 2,000 iterations, 250 epoch turnovers
+        train_cfg=dict(type='ExactResumeEpochBasedTrainLoop', max_epochs=250),  # 2,000 iterations, 250 epoch turnovers
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1000), checkpoint=None),
         custom_hooks=[NonFiniteGuardHook(), probe],
         default_scope='mimlab',

@@ -30,7 +30,7 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, in
 randomness = dict(seed=0, deterministic=True)
 """
 ITER_BASED = """
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12)
+train_cfg = dict(_delete_=True, type='ExactResumeIterBasedTrainLoop', max_iters=12)
 param_scheduler = [dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=0, end=12)]
 log_processor = dict(by_epoch=False)
 """
@@ -69,9 +69,9 @@ def log_text(work_dir) -> str:
     return ''.join(p.read_text() for p in Path(work_dir).glob('*/*.log'))
 
 
-@pytest.mark.parametrize('loop', ['EpochBasedTrainLoop', 'IterBasedTrainLoop'])
+@pytest.mark.parametrize('loop', ['ExactResumeEpochBasedTrainLoop', 'ExactResumeIterBasedTrainLoop'])
 def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, loop):
-    (tmp_path / 'base.py').write_text(BASE + (ITER_BASED if loop == 'IterBasedTrainLoop' else ''))
+    (tmp_path / 'base.py').write_text(BASE + (ITER_BASED if loop == 'ExactResumeIterBasedTrainLoop' else ''))
     (tmp_path / 'killed.py').write_text(KILLED)
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     uninterrupted, killed = start(tmp_path / 'base.py', full), start(tmp_path / 'killed.py', cut)
@@ -83,7 +83,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, l
     assert [r['iter'] for r in logged(cut)] == list(range(1, 11))
 
     resumed = [start(tmp_path / 'base.py', cut, '--resume')]
-    if loop == 'EpochBasedTrainLoop':  # and from the checkpoint at the end of epoch 1
+    if loop == 'ExactResumeEpochBasedTrainLoop':  # and from the checkpoint at the end of epoch 1
         (tmp_path / 'boundary').mkdir()
         shutil.copy(full / 'iter_6.pth', tmp_path / 'boundary/iter_6.pth')
         resumed.append(start(tmp_path / 'base.py', tmp_path / 'boundary', '--resume', tmp_path / 'boundary/iter_6.pth'))
@@ -91,7 +91,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, l
         rc, out = finish(proc)
         assert rc == 0, out[-3000:]
         assert 'restored the RNG states saved at iteration' in out
-    if loop == 'EpochBasedTrainLoop':
+    if loop == 'ExactResumeEpochBasedTrainLoop':
         assert 'resuming epoch 2 at batch 4 (sampler skip)' in log_text(cut)
 
     before = logged(full)
@@ -102,7 +102,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, l
         assert (a['iter'], a.get('epoch'), a['lr']) == (b['iter'], b.get('epoch'), b['lr'])
         assert a['loss'] == b['loss'], a['iter']  # same data, masks and weights at every step
     end_full = load_checkpoint_weights_only(str(full / 'iter_12.pth'))
-    for work_dir in [cut] + [tmp_path / 'boundary'] * (loop == 'EpochBasedTrainLoop'):
+    for work_dir in [cut] + [tmp_path / 'boundary'] * (loop == 'ExactResumeEpochBasedTrainLoop'):
         end = load_checkpoint_weights_only(str(work_dir / 'iter_12.pth'))
         for key, value in end_full['state_dict'].items():
             assert torch.equal(end['state_dict'][key], value), (work_dir.name, key)
@@ -117,14 +117,14 @@ def _runner(model, work_dir, **kw) -> Runner:
         train_dataloader=dict(
             batch_size=4,
             num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
+            sampler=dict(type='ExactResumeSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             dataset=dict(
                 type='BuiltinDataset', num_samples=8, img_size=32, pipeline=[dict(type='PackInputs')], split='train'
             ),
         ),
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
-        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=1),
+        train_cfg=dict(type='ExactResumeEpochBasedTrainLoop', max_epochs=1),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
         default_scope='mimlab',
         randomness=dict(seed=0),
@@ -156,7 +156,7 @@ def test_compiled_and_wrapped_models_save_plain_keys_and_resume_into_plain_model
 
 
 def test_two_rank_checkpoints_hold_every_ranks_rng_state(tmp_path):
-    """mmengine saves on rank 0 only; mimlab's CheckpointHook gathers both ranks' RNG states before the save."""
+    """mmengine saves on rank 0 only; mimlab's AtomicCheckpointHook gathers both ranks' RNG states before the save."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]

@@ -262,7 +262,7 @@ def test_knn_hook_reports_accuracy_during_pretraining(tmp_path):
     cfg = tmp_path / 'knn_hook.py'
     cfg.write_text(
         f"_base_ = '{ROOT / DEMO}'\n"
-        "loader = dict(batch_size=64, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),\n"
+        "loader = dict(batch_size=64, num_workers=0, sampler=dict(type='ExactResumeSampler', shuffle=False),\n"
         "              collate_fn=dict(type='default_collate'))\n"
         "pipe = [dict(type='ResizeEdge', scale=32), dict(type='PackInputs')]\n"
         "data = dict(type='BuiltinDataset', img_size=48, pipeline=pipe)\n"

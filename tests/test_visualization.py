@@ -161,7 +161,7 @@ def _tiny_mae_cfg(tmp_path: Path, hooks: list) -> Config:
     cfg.train_dataloader.persistent_workers = False
     cfg.train_cfg.max_epochs = 2
     cfg.custom_hooks = hooks
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
+    cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=100)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.launcher = 'none'
     return cfg

@@ -63,7 +63,7 @@ def test_schedule_equals_the_lr_a_runner_sets_every_iteration(tmp_path):
     cfg.train_cfg.max_epochs = 3
     cfg.auto_scale_lr = dict(base_batch_size=16, enable=True)  # x 0.5 on the groups, not on base_lr (mmengine)
     cfg.custom_hooks = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
+    cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=100)
     cfg.launcher = 'none'
 
     class Recorder(Hook):

@@ -34,7 +34,7 @@ train_dataloader = dict(
     # machine a second worker only competes with the training threads (iterations ~0.13-0.15 s vs ~0.17-0.20 s).
     num_workers=1,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ExactResumeSampler', shuffle=True),
     collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(type='BuiltinDataset', split='train', num_samples=4096, img_size=48, seed=0, pipeline=train_pipeline),
 )
@@ -48,11 +48,11 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ExactResumeEpochBasedTrainLoop', max_epochs=max_epochs)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=16),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
 )
 
 # a grid of 4 training images and their reconstructions every 10 epochs:

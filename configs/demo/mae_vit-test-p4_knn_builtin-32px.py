@@ -10,7 +10,7 @@ builtin = dict(type='BuiltinDataset', img_size=48, num_classes=10, seed=0, pipel
 knn_loader = dict(
     batch_size=256,
     num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    sampler=dict(type='ExactResumeSampler', shuffle=False),
     collate_fn=dict(type='mimlab.default_collate'),
 )
 test_dataloader = dict(**knn_loader, dataset=dict(**builtin, split='val', num_samples=1000))

@@ -44,7 +44,7 @@ train_dataloader = dict(
     num_workers=1,  # the cached built-in images need less than one core (see the demo MAE config)
     persistent_workers=True,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ExactResumeSampler', shuffle=True),
     collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(**builtin, split='train', num_samples=4096, pipeline=train_pipeline),
 )
@@ -52,7 +52,7 @@ val_dataloader = dict(
     batch_size=256,
     num_workers=1,  # the cached built-in images need less than one core (see the demo MAE config)
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    sampler=dict(type='ExactResumeSampler', shuffle=False),
     collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(**builtin, split='val', num_samples=1000, pipeline=test_pipeline),
 )
@@ -70,10 +70,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(type='ExactResumeEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=max_epochs, max_keep_ckpts=1),
 )

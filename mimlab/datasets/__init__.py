@@ -1,7 +1,17 @@
 from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
 from .imagenet import CustomDataset, ImageNet
-from .transforms import *  # noqa: F401,F403
+from .samplers import ExactResumeSampler
+from .transforms import (
+    LoadImageRandomResizedCrop,
+    MAERandomResizedCrop,
+    PackEncodedWithCrop,
+    PackInputs,
+    RandomResizedCrop,
+    ResizeEdge,
+    SimpleResizedCrop,
+    TimmRandAugment,
+)
 
 __all__ = [
     'BuiltinDataset',
@@ -9,5 +19,13 @@ __all__ = [
     'CustomDataset',
     'ImageNet',
     'default_collate',
+    'ExactResumeSampler',
+    'LoadImageRandomResizedCrop',
+    'MAERandomResizedCrop',
+    'PackEncodedWithCrop',
+    'PackInputs',
+    'RandomResizedCrop',
+    'ResizeEdge',
+    'SimpleResizedCrop',
+    'TimmRandAugment',
 ]
-from .samplers import DefaultSampler  # noqa: E402,F401

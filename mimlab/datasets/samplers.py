@@ -1,13 +1,15 @@
-"""A ``DefaultSampler`` that can start an epoch part-way, so a job resumed mid-epoch sees the uninterrupted order.
+"""mmengine's ``DefaultSampler`` that can start an epoch part-way, so a job resumed mid-epoch sees the uninterrupted
+order.
 
 mmengine's ``EpochBasedTrainLoop`` restarts the epoch from its first batch after a resume from an iteration
 checkpoint: the batches before the checkpoint are trained twice, the run is longer than ``max_epochs`` and the
-schedules are shifted. mimlab's :class:`~mimlab.engine.loops.EpochBasedTrainLoop` asks this sampler to drop the
-samples the epoch had already used; the permutation itself (``seed + epoch``) is unchanged, so the remaining batches
-are exactly those of the uninterrupted run, and no image is decoded to skip them.
+schedules are shifted. mimlab's :class:`~mimlab.engine.loops.ExactResumeEpochBasedTrainLoop` asks this sampler to
+drop the samples the epoch had already used; the permutation itself (``seed + epoch``) is unchanged, so the remaining
+batches are exactly those of the uninterrupted run, and no image is decoded to skip them.
 
-Registered under mmengine's name, so every config that says ``type='DefaultSampler'`` gets it (mimlab's registry
-shadows its parent's names).
+mimlab's configs name it (``sampler=dict(type='ExactResumeSampler', shuffle=True)``). With mmengine's
+``DefaultSampler`` (``type='DefaultSampler'``) the loop still resumes mid-epoch exactly, but by loading and discarding
+the used batches.
 """
 
 from collections.abc import Iterator
@@ -16,11 +18,11 @@ from mmengine.dataset import DefaultSampler as _MMEngineDefaultSampler
 
 from mimlab.registry import DATA_SAMPLERS
 
-__all__ = ['DefaultSampler']
+__all__ = ['ExactResumeSampler']
 
 
 @DATA_SAMPLERS.register_module()
-class DefaultSampler(_MMEngineDefaultSampler):
+class ExactResumeSampler(_MMEngineDefaultSampler):
     """mmengine's ``DefaultSampler`` (same arguments, same order) plus :meth:`skip`."""
 
     _skip = 0

@@ -1,6 +1,17 @@
+from .hooks import (
+    AtomicCheckpointHook,
+    ChannelsLastHook,
+    DeferredRuntimeInfoHook,
+    NonFiniteGuardHook,
+    PreemptionHook,
+    ReconstructionHook,
+    SkippedImagesHook,
+    TrainStateHook,
+)
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
-from .optimizers import *  # noqa: F401,F403
+from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
+from .optimizers import LARS, LayerDecayOptimWrapperConstructor
 
 __all__ = [
     'build_runner',
@@ -8,11 +19,21 @@ __all__ = [
     'merge_train_args',
     'resolve_amp',
     'setup_distributed',
+    'AtomicCheckpointHook',
+    'ChannelsLastHook',
+    'DeferredRuntimeInfoHook',
+    'NonFiniteGuardHook',
+    'PreemptionHook',
+    'ReconstructionHook',
+    'SkippedImagesHook',
+    'TrainStateHook',
+    'ExactResumeEpochBasedTrainLoop',
+    'ExactResumeIterBasedTrainLoop',
     'KNNHook',
     'KNNTestLoop',
     'extract_dataset_features',
     'knn_accuracy',
     'pool_features',
+    'LARS',
+    'LayerDecayOptimWrapperConstructor',
 ]
-from .hooks import *  # noqa: E402,F401,F403
-from .loops import EpochBasedTrainLoop, IterBasedTrainLoop  # noqa: E402,F401

@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
+from mimlab.engine.hooks import TrainStateHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist
 
@@ -203,7 +204,9 @@ def setup_distributed(cfg: Config) -> None:
 def build_runner(cfg: Config) -> Runner:
     """Register mimlab's modules, set up the process group, and build the runner ``cfg`` names.
 
-    ``Runner.from_cfg``, or ``RUNNERS.build`` when the config sets ``runner_type`` (e.g. ``FlexibleRunner``).
+    ``Runner.from_cfg``, or ``RUNNERS.build`` when the config sets ``runner_type`` (e.g. ``FlexibleRunner``), with a
+    :class:`~mimlab.engine.hooks.TrainStateHook` (RNG states in checkpoints, wrapper prefixes kept out of their keys)
+    whatever loop the config names.
     """
     # the config's default_scope='mimlab' makes the runner set the scope; importing the modules registers them
     # (mimlab.engine's own are imported with this package; mimlab.apis.register_all_modules sits above the engine)
@@ -214,9 +217,12 @@ def build_runner(cfg: Config) -> Runner:
     import mimlab.visualization  # noqa: F401
 
     setup_distributed(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    # mimlab's train loops register it too; here it also serves a config that names mmengine's loops
+    # (type='EpochBasedTrainLoop'), whose checkpoints then still have plain keys (compiled / wrapped models)
+    if not any(isinstance(h, TrainStateHook) for h in runner.hooks):
+        runner.register_hook(TrainStateHook())
+    return runner
 
 
 def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:

@@ -1,13 +1,14 @@
 """Train loops that resume where the interrupted run was, batch for batch and random draw for random draw.
 
-Registered under mmengine's names, so every config's ``train_cfg=dict(type='EpochBasedTrainLoop', ...)`` gets them.
-What they add to mmengine's loops:
+mimlab's configs name them (``train_cfg=dict(type='ExactResumeEpochBasedTrainLoop', ...)``); they take the arguments
+of mmengine's ``EpochBasedTrainLoop`` / ``IterBasedTrainLoop`` (which ``type='EpochBasedTrainLoop'`` still builds) and
+add:
 
-- **Mid-epoch resume** (``EpochBasedTrainLoop``): mmengine restarts the epoch of an iteration checkpoint from its
-  first batch, so a job killed at iteration 9 of a 16-iteration epoch trains 9 batches twice and ends 9 iterations
-  late. Here the epoch continues with the batch after the checkpoint: the sampler drops the samples already used
-  (:meth:`mimlab.datasets.DefaultSampler.skip`, no image decoded), or, for other samplers, the used batches are
-  drawn and discarded.
+- **Mid-epoch resume** (``ExactResumeEpochBasedTrainLoop``): mmengine restarts the epoch of an iteration checkpoint
+  from its first batch, so a job killed at iteration 9 of a 16-iteration epoch trains 9 batches twice and ends 9
+  iterations late. Here the epoch continues with the batch after the checkpoint: the sampler drops the samples
+  already used (:meth:`mimlab.datasets.ExactResumeSampler.skip`, no image decoded), or, for other samplers (mmengine's
+  ``DefaultSampler``), the used batches are drawn and discarded.
 - **RNG continuity** (both loops): the RNG states saved by :class:`~mimlab.engine.hooks.TrainStateHook` are
   restored where the interrupted run saved them. Creating an epoch's data iterator draws a seed, so after a
   mid-epoch checkpoint the states are restored after the resumed epoch's iterator is created, and after an epoch-end
@@ -21,7 +22,7 @@ from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import LOOPS
 from mimlab.utils.rng import set_rng_state
 
-__all__ = ['EpochBasedTrainLoop', 'IterBasedTrainLoop']
+__all__ = ['ExactResumeEpochBasedTrainLoop', 'ExactResumeIterBasedTrainLoop']
 
 
 def _state_hook(runner) -> TrainStateHook:
@@ -44,7 +45,7 @@ def _restore_rng(loop) -> None:
 
 
 @LOOPS.register_module()
-class EpochBasedTrainLoop(_MMEngineEpochLoop):
+class ExactResumeEpochBasedTrainLoop(_MMEngineEpochLoop):
     """mmengine's ``EpochBasedTrainLoop`` (same arguments) that continues a mid-epoch checkpoint's epoch."""
 
     def __init__(self, runner, *args, **kwargs):
@@ -108,7 +109,7 @@ class _RestoreRngBeforeNext:
 
 
 @LOOPS.register_module()
-class IterBasedTrainLoop(_MMEngineIterLoop):
+class ExactResumeIterBasedTrainLoop(_MMEngineIterLoop):
     """mmengine's ``IterBasedTrainLoop`` (same arguments); after a resume the RNG states continue as saved.
 
     mmengine skips the trained batches by drawing them from the data iterator (so their order after a resume is the

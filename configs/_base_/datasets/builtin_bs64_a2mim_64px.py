@@ -16,7 +16,7 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ExactResumeSampler', shuffle=True),
     collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(type='BuiltinDataset', split='train', num_samples=2048, img_size=64, seed=0, pipeline=train_pipeline),
 )

@@ -21,6 +21,6 @@ param_scheduler = [
     ),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop')
+train_cfg = dict(type='ExactResumeEpochBasedTrainLoop')
 # `tools/train.py --auto-scale-lr` rescales the lr when the total batch differs from 8 x 512
 auto_scale_lr = dict(base_batch_size=4096)

@@ -31,6 +31,6 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop')
+train_cfg = dict(type='ExactResumeEpochBasedTrainLoop')
 # `tools/train.py --auto-scale-lr` rescales the lr when the total batch differs from 2048
 auto_scale_lr = dict(base_batch_size=2048)

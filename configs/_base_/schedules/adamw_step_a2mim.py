@@ -18,4 +18,4 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=2e-6, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type='MultiStepLR', milestones=[700], gamma=0.1, by_epoch=True, begin=0, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop')
+train_cfg = dict(type='ExactResumeEpochBasedTrainLoop')

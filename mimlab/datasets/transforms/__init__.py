@@ -1,4 +1,6 @@
 from .cls_transforms import ResizeEdge, TimmRandAugment
+from .encoded import PackEncodedWithCrop
+from .fast_loading import LoadImageRandomResizedCrop
 from .formatting import PackInputs
 from .processing import MAERandomResizedCrop, RandomResizedCrop
 from .simple_crop import SimpleResizedCrop
@@ -10,10 +12,6 @@ __all__ = [
     'SimpleResizedCrop',
     'ResizeEdge',
     'TimmRandAugment',
+    'LoadImageRandomResizedCrop',
+    'PackEncodedWithCrop',
 ]
-from .fast_loading import LoadImageRandomResizedCrop  # noqa: E402
-
-__all__ += ['LoadImageRandomResizedCrop']
-from .encoded import PackEncodedWithCrop  # noqa: E402
-
-__all__ += ['PackEncodedWithCrop']

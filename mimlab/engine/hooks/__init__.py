@@ -1,20 +1,22 @@
-from .checkpoint import CheckpointHook
+from .channels_last import ChannelsLastHook, to_channels_last
+from .checkpoint import AtomicCheckpointHook, check_mid_epoch_resume
 from .nan_guard import NonFiniteGuardHook, total_grad_norm
+from .preemption import PreemptionHook
+from .reconstruction import ReconstructionHook
+from .runtime_info import DeferredRuntimeInfoHook
+from .skipped_images import SkippedImagesHook
 from .train_state import TrainStateHook
 
-__all__ = ['CheckpointHook', 'NonFiniteGuardHook', 'TrainStateHook', 'total_grad_norm']
-from .skipped_images import SkippedImagesHook  # noqa: E402
-
-__all__ += ['SkippedImagesHook']
-from .preemption import PreemptionHook  # noqa: E402
-
-__all__ += ['PreemptionHook']
-from .runtime_info import RuntimeInfoHook  # noqa: E402
-
-__all__ += ['RuntimeInfoHook']
-from .channels_last import ChannelsLastHook, to_channels_last  # noqa: E402
-
-__all__ += ['ChannelsLastHook', 'to_channels_last']
-from .reconstruction import ReconstructionHook  # noqa: E402
-
-__all__ += ['ReconstructionHook']
+__all__ = [
+    'AtomicCheckpointHook',
+    'ChannelsLastHook',
+    'DeferredRuntimeInfoHook',
+    'NonFiniteGuardHook',
+    'PreemptionHook',
+    'ReconstructionHook',
+    'SkippedImagesHook',
+    'TrainStateHook',
+    'check_mid_epoch_resume',
+    'to_channels_last',
+    'total_grad_norm',
+]

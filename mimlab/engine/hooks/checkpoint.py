@@ -1,9 +1,11 @@
-"""Checkpoints every N minutes as well as every N epochs/iterations, pruned by count, pointer written atomically.
+"""Checkpoints that are never half-written or half-pruned, every N minutes as well as every N epochs/iterations.
 
 An ImageNet epoch of a large MAE takes hours: a job preempted late in an epoch loses all of it when checkpoints are
-per epoch. mimlab's :class:`CheckpointHook` adds a wall-clock interval to mmengine's. It is registered under
-mmengine's name, so every config's ``checkpoint=dict(type='CheckpointHook', ...)`` gets it, with mmengine's
-arguments and behaviour plus the differences listed in the class docstring.
+per epoch. mimlab's :class:`AtomicCheckpointHook` adds a wall-clock interval to mmengine's ``CheckpointHook``, and
+replaces the ``last_checkpoint`` pointer and prunes old checkpoints only once the new one is complete. mimlab's
+configs name it (``default_hooks.checkpoint=dict(type='AtomicCheckpointHook', ...)``); it takes mmengine's
+arguments plus those listed in the class docstring. A config that still says ``type='CheckpointHook'`` gets
+mmengine's hook: it trains, but :class:`~mimlab.engine.hooks.PreemptionHook` refuses to start without this one.
 """
 
 import os.path as osp
@@ -18,17 +20,43 @@ from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import HOOKS
 from mimlab.utils.atomic_io import atomic_write
 
-__all__ = ['CheckpointHook']
+__all__ = ['AtomicCheckpointHook', 'check_mid_epoch_resume']
+
+
+def check_mid_epoch_resume(runner, needed_by: str) -> None:
+    """Raise unless a checkpoint saved mid-epoch resumes mid-epoch: the train loop is not mmengine's epoch loop.
+
+    mmengine's ``EpochBasedTrainLoop`` restarts the epoch of an iteration checkpoint from its first batch, so the
+    batches before the checkpoint would be trained twice; :class:`~mimlab.engine.loops.ExactResumeEpochBasedTrainLoop`
+    continues with the next batch. Iteration-based loops resume mid-run either way.
+
+    Args:
+        runner: The runner, its train loop built.
+        needed_by: The config key that saves mid-epoch, for the message.
+    """
+    from mmengine.runner import EpochBasedTrainLoop
+
+    from mimlab.engine.loops import ExactResumeEpochBasedTrainLoop
+
+    loop = runner.train_loop
+    if isinstance(loop, EpochBasedTrainLoop) and not isinstance(loop, ExactResumeEpochBasedTrainLoop):
+        raise ValueError(
+            f'{needed_by} saves checkpoints in the middle of an epoch, but train_cfg builds '
+            f'{type(loop).__module__}.{type(loop).__name__}, which resumes such a checkpoint from the first batch of '
+            "its epoch (training those batches twice): set train_cfg.type='ExactResumeEpochBasedTrainLoop' "
+            "(mimlab's; train_cfg.type='EpochBasedTrainLoop' is mmengine's)"
+        )
 
 
 @HOOKS.register_module()
-class CheckpointHook(_MMEngineCheckpointHook):
+class AtomicCheckpointHook(_MMEngineCheckpointHook):
     """mmengine's ``CheckpointHook`` plus a time interval; the same arguments, and:
 
     Args:
         interval_minutes: Also save when this many minutes have passed since the last save (of any kind). The
             checkpoint is named ``iter_{n}.pth`` after the iteration it ends, also in epoch-based runs, and resumes
-            mid-epoch (see :class:`mimlab.engine.loops.EpochBasedTrainLoop`). None: no time interval.
+            mid-epoch (with :class:`mimlab.engine.loops.ExactResumeEpochBasedTrainLoop`, which an epoch-based run
+            then needs). None: no time interval.
         check_every: Look at the clock only every this many iterations. Rank 0 reads its clock and broadcasts the
             decision, so all ranks save together (a save is a collective for sharded models, and ranks' clocks
             and speeds differ); the broadcast is one tiny collective per ``check_every`` iterations.
@@ -55,9 +83,9 @@ class CheckpointHook(_MMEngineCheckpointHook):
     ):
         super().__init__(*args, **kwargs)
         if interval_minutes is not None and interval_minutes <= 0:
-            raise ValueError(f'CheckpointHook: interval_minutes must be > 0, got {interval_minutes}')
+            raise ValueError(f'AtomicCheckpointHook: interval_minutes must be > 0, got {interval_minutes}')
         if check_every < 1:
-            raise ValueError(f'CheckpointHook: check_every must be >= 1, got {check_every}')
+            raise ValueError(f'AtomicCheckpointHook: check_every must be >= 1, got {check_every}')
         self.interval_minutes = interval_minutes
         self.check_every = check_every
         self.time_fn = time_fn
@@ -71,6 +99,10 @@ class CheckpointHook(_MMEngineCheckpointHook):
         self.max_keep_ckpts = keep
         self.kept = list(runner.message_hub.get_info('kept_checkpoints', []))
         self._last_save_time = self.time_fn()
+        if self.interval_minutes is not None:
+            check_mid_epoch_resume(runner, 'default_hooks.checkpoint.interval_minutes')
+        elif not self.by_epoch:
+            check_mid_epoch_resume(runner, 'default_hooks.checkpoint (by_epoch=False)')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)

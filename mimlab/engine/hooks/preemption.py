@@ -4,8 +4,10 @@ Slurm sends SIGTERM to every task of a job it preempts or cancels (``scancel --s
 --signal=TERM@120`` some time before the time limit), then SIGKILL after ``KillWait`` seconds. The handler only
 sets a flag; after the current iteration every rank agrees on it (a 1-element all-reduce every ``check_every``
 iterations, so all ranks stop at the same iteration), the iteration checkpoint is written through mimlab's
-``CheckpointHook`` (atomic, with every rank's RNG state) and the process exits with status 0. ``--resume`` then
-continues with the next batch.
+:class:`~mimlab.engine.hooks.AtomicCheckpointHook` (atomic, with every rank's RNG state) and the process exits with
+status 0. ``--resume`` then continues with the next batch. When training starts, a run whose checkpoint hook is
+mmengine's ``CheckpointHook``, or whose loop is mmengine's ``EpochBasedTrainLoop`` (which would train the saved
+epoch's first batches again), is refused with the config key to change, rather than failing at the signal.
 """
 
 import functools
@@ -15,9 +17,10 @@ import threading
 
 import torch
 from mmengine.dist import all_reduce, barrier, get_world_size
+from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.hooks import Hook
 
-from mimlab.engine.hooks.checkpoint import CheckpointHook
+from mimlab.engine.hooks.checkpoint import AtomicCheckpointHook, check_mid_epoch_resume
 from mimlab.registry import HOOKS
 
 __all__ = ['PreemptionHook']
@@ -84,6 +87,19 @@ class PreemptionHook(Hook):
         self.requested = True
 
     def before_train(self, runner) -> None:
+        # mimlab's configs name AtomicCheckpointHook; one that still says type='CheckpointHook' gets mmengine's, which
+        # cannot save mid-epoch: refuse now rather than at the signal (without any checkpoint hook the run is told so
+        # at the signal, as before)
+        saver = next((h for h in runner.hooks if isinstance(h, MMEngineCheckpointHook)), None)
+        if saver is not None and not isinstance(saver, AtomicCheckpointHook):
+            raise ValueError(
+                "default_hooks.preemption (PreemptionHook) saves through mimlab's AtomicCheckpointHook, but "
+                f'default_hooks.checkpoint builds {type(saver).__module__}.{type(saver).__name__}: set '
+                "default_hooks.checkpoint.type='AtomicCheckpointHook' (type='CheckpointHook' is mmengine's), or "
+                'turn preemption off with default_hooks.preemption=None'
+            )
+        if saver is not None:
+            check_mid_epoch_resume(runner, 'default_hooks.preemption (PreemptionHook)')
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handler)
         loader = runner.train_loop.dataloader  # built, its workers not started yet
@@ -108,11 +124,12 @@ class PreemptionHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self._agreed(runner):
             return
-        hooks = [h for h in runner.hooks if isinstance(h, CheckpointHook)]
+        hooks = [h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)]
         if not hooks:
             raise RuntimeError(
-                f'iteration {runner.iter + 1}: stop requested (SIGTERM) but the run has no mimlab CheckpointHook '
-                'to save with; the progress since the last checkpoint is lost'
+                f'iteration {runner.iter + 1}: stop requested (SIGTERM) but the run has no checkpoint hook '
+                "(default_hooks.checkpoint=dict(type='AtomicCheckpointHook', ...)) to save with; the progress since "
+                'the last checkpoint is lost'
             )
         hooks[0].save_iteration_checkpoint(runner, 'stop requested by a signal')
         # rank 0 writes the file alone; a rank that exited now, with a non-zero exit_code, would have srun

@@ -1,4 +1,8 @@
-"""mmengine's ``RuntimeInfoHook`` without its per-iteration host sync (see :mod:`mimlab.engine.hooks.deferred`)."""
+"""mmengine's ``RuntimeInfoHook`` without its per-iteration host sync (see :mod:`mimlab.engine.hooks.deferred`).
+
+mimlab's configs name it (``default_hooks.runtime_info=dict(type='DeferredRuntimeInfoHook')``); a config that says
+``type='RuntimeInfoHook'`` gets mmengine's, which gives the same logs with one host sync per loss and iteration.
+"""
 
 import torch
 from mmengine.hooks import RuntimeInfoHook as _MMEngineRuntimeInfoHook
@@ -10,11 +14,11 @@ from .deferred import log_due, logging_interval, read_scalars
 
 
 @HOOKS.register_module()
-class RuntimeInfoHook(_MMEngineRuntimeInfoHook):
-    """mmengine's hook (same name, so ``default_hooks.runtime_info`` resolves to it in mimlab configs), except that
-    tensor outputs of ``train_step`` (the losses) stay on the device until the ``LoggerHook`` logs, the epoch ends, a
-    checkpoint is written or training ends; then all of them are read at once and pushed into the message hub in
-    iteration order, so windowed and global means are what mmengine's hook gives."""
+class DeferredRuntimeInfoHook(_MMEngineRuntimeInfoHook):
+    """mmengine's ``RuntimeInfoHook`` (same arguments), except that tensor outputs of ``train_step`` (the losses)
+    stay on the device until the ``LoggerHook`` logs, the epoch ends, a checkpoint is written or training ends; then
+    all of them are read at once and pushed into the message hub in iteration order, so windowed and global means are
+    what mmengine's hook gives."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

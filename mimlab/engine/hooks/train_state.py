@@ -10,7 +10,8 @@
    not load into the plain model (VideoMAEv2 issue #33). Keys are saved without those prefixes, and prefixed keys in
    an older checkpoint are fitted to the model they are loaded into.
 
-The train loops in :mod:`mimlab.engine.loops` register this hook themselves; configs need not name it.
+mimlab's train loops (:mod:`mimlab.engine.loops`) register this hook themselves, and
+:func:`~mimlab.engine.build_runner` does for any loop; configs need not name it.
 """
 
 import torch
@@ -47,7 +48,7 @@ class TrainStateHook(Hook):
     """Save the RNG states of all ranks with each checkpoint and keep wrapper prefixes out of the saved keys.
 
     mmengine writes checkpoints on rank 0 only (``Runner.save_checkpoint`` is ``master_only``), so the other ranks'
-    states must be gathered before, on all ranks: mimlab's :class:`~mimlab.engine.hooks.CheckpointHook` calls
+    states must be gathered before, on all ranks: mimlab's :class:`~mimlab.engine.hooks.AtomicCheckpointHook` calls
     :meth:`collect` just before it saves. A checkpoint written another way in a multi-rank job holds no RNG states,
     and resuming from it re-seeds as mmengine does.
 
