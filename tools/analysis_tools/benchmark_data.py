@@ -13,9 +13,9 @@ next to this file.
 
 import argparse
 import glob
-import importlib.util
 import json
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 
@@ -45,13 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _mmpretrain_reference():
-    """``mmpretrain_reference.py`` next to this tool, loaded by its path (mmpretrain is a test-time reference, not a
-    mimlab dependency, so the library holds no mmpretrain code)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmpretrain_reference.py')
-    spec = importlib.util.spec_from_file_location('mmpretrain_reference', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``mmpretrain_reference.py`` next to this tool (mmpretrain is a test-time reference: no mimlab code holds it)."""
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    import mmpretrain_reference
+
+    return mmpretrain_reference
 
 
 def main(argv=None) -> dict:

@@ -216,10 +216,11 @@ class SimMIMHead(nn.Module):
 class SimMIM(BaseAlgorithm):
     """SimMIM pretraining.
 
-    backbone = :class:`SimMIMSwinTransformer` or :class:`SimMIMViT`, neck = :class:`SimMIMLinearDecoder`, head =
-    :class:`SimMIMHead`. The decoder's width and stride and the head's patch size come from the backbone, so configs
-    do not restate them. A ``target_generator`` (PixMIM's ``LowFreqTargetGenerator``) replaces the target image by
-    its low-pass version. ``extract_feat(inputs)`` gives the plain (unmasked) encoder features.
+    backbone = any backbone with :class:`SimMIMMaskedBackbone` (:class:`SimMIMSwinTransformer`, :class:`SimMIMViT`),
+    neck = :class:`SimMIMLinearDecoder`, head = :class:`SimMIMHead`. The decoder's width and stride come from the
+    backbone's ``out_channels[-1]`` / ``out_strides[-1]`` and the head's patch size from the stride of its mask site,
+    so configs do not restate them. A ``target_generator`` (PixMIM's ``LowFreqTargetGenerator``) replaces the target
+    image by its low-pass version. ``extract_feat(inputs)`` gives the plain (unmasked) encoder features.
     """
 
     def _neck_defaults(self) -> dict:
