@@ -17,13 +17,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         init_default_scope: Set the current default scope to ``'mimlab'``. If another scope is current, a new
             ``mimlab-<timestamp>`` scope is created so both stay usable.
     """
-    import mimlab.datasets  # noqa: F401
-    import mimlab.engine  # noqa: F401
-    import mimlab.evaluation  # noqa: F401
-    import mimlab.models  # noqa: F401
-    import mimlab.structures  # noqa: F401
-    import mimlab.visualization  # noqa: F401
+    from mimlab.engine.launch import import_components
 
+    import_components()
     if not init_default_scope:
         return
     current = DefaultScope.get_current_instance()

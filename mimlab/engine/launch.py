@@ -25,6 +25,7 @@ __all__ = [
     'setup_distributed',
     'resolve_amp',
     'build_runner',
+    'import_components',
     'check_test_checkpoint',
 ]
 
@@ -201,6 +202,16 @@ def setup_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def import_components() -> None:
+    """Import every package that registers mimlab's components (the engine's own register with this package);
+    :func:`mimlab.apis.register_all_modules` does this and also sets the default scope."""
+    import mimlab.datasets  # noqa: F401
+    import mimlab.evaluation  # noqa: F401
+    import mimlab.models  # noqa: F401
+    import mimlab.structures  # noqa: F401
+    import mimlab.visualization  # noqa: F401
+
+
 def build_runner(cfg: Config) -> Runner:
     """Register mimlab's modules, set up the process group, and build the runner ``cfg`` names.
 
@@ -208,14 +219,7 @@ def build_runner(cfg: Config) -> Runner:
     :class:`~mimlab.engine.hooks.TrainStateHook` (RNG states in checkpoints, wrapper prefixes kept out of their keys)
     whatever loop the config names.
     """
-    # the config's default_scope='mimlab' makes the runner set the scope; importing the modules registers them
-    # (mimlab.engine's own are imported with this package; mimlab.apis.register_all_modules sits above the engine)
-    import mimlab.datasets  # noqa: F401
-    import mimlab.evaluation  # noqa: F401
-    import mimlab.models  # noqa: F401
-    import mimlab.structures  # noqa: F401
-    import mimlab.visualization  # noqa: F401
-
+    import_components()  # the config's default_scope='mimlab' makes the runner set the scope
     setup_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     # mimlab's train loops register it too; here it also serves a config that names mmengine's loops
