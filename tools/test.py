@@ -3,6 +3,9 @@
 import argparse
 import os
 
+if __name__ == '__main__':  # re-run under the checkout's .venv when this Python lacks the install
+    import use_venv  # noqa: F401
+
 from mmengine.config import Config, DictAction
 
 
@@ -28,11 +31,15 @@ def main():
     args = parse_args()
     import mmengine
 
+    from mimlab.engine.config_checks import fail_once
+    from mimlab.engine.config_paths import resolve_config_path
     from mimlab.engine.launch import build_runner, check_test_checkpoint, merge_test_args
     from mimlab.utils import finish_dist
 
-    cfg = merge_test_args(Config.fromfile(args.config), args)
-    check_test_checkpoint(cfg, args.checkpoint)
+    with fail_once():  # the same error on every rank: printed once
+        args.config = resolve_config_path(args.config)
+        cfg = merge_test_args(Config.fromfile(args.config), args)
+        check_test_checkpoint(cfg, args.checkpoint)
     metrics = build_runner(cfg).test()
     finish_dist()
     if args.out and args.out_item == 'metrics':

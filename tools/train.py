@@ -3,6 +3,9 @@
 import argparse
 import os
 
+if __name__ == '__main__':  # re-run under the checkout's .venv when this Python lacks the install
+    import use_venv  # noqa: F401
+
 from mmengine.config import Config, DictAction
 
 
@@ -21,6 +24,12 @@ def parse_args(argv=None):
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base batch')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
+    parser.add_argument(
+        '--vis-backend',
+        action='append',
+        choices=['tensorboard', 'wandb', 'mlflow'],
+        help='also log to this tracker (repeatable); needs its package: pip install -e ".[trackers]"',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -31,10 +40,14 @@ def parse_args(argv=None):
 
 def main():
     args = parse_args()
+    from mimlab.engine.config_checks import fail_once
+    from mimlab.engine.config_paths import resolve_config_path
     from mimlab.engine.launch import build_runner, merge_train_args
     from mimlab.utils import finish_dist
 
-    cfg = merge_train_args(Config.fromfile(args.config), args)
+    with fail_once():  # the same error on every rank: printed once
+        args.config = resolve_config_path(args.config)
+        cfg = merge_train_args(Config.fromfile(args.config), args)
     runner = build_runner(cfg)
     try:
         runner.train()

@@ -8,7 +8,7 @@ The FLOPs are those of the forward the model really runs, counted with ``torch.u
   ``model(inputs, data_samples, mode='loss')``, masking included (MAE's encoder sees the visible patches only);
   ``encoder_flops`` adds the plain encoder on the whole image (``mode='tensor'``, what mmpretrain's get_flops counts);
 - a classifier (linear probe, fine-tuning): its inference forward ``mode='predict'``, backbone + neck + head, in eval
-  mode (mimlab's ``mode='tensor'`` stops before the head).
+  mode (``mode='tensor'`` is the same forward without the softmax, as in mmpretrain).
 
 Counted are matmuls, convolutions and attention at 2 FLOPs per multiply-add (FLOPs = 2 x MACs); elementwise ops and
 norms are not. mmcv's, fvcore's and mmpretrain's get_flops print MACs under the name "FLOPs".

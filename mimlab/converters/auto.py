@@ -34,12 +34,12 @@ class Family:
     compare: Callable[[dict, dict], float]  # (mimlab backbone, timm state) -> max |feature difference|
 
 
-def _vit_compare(backbone: dict, timm_state: dict) -> float:
+def _vit_compare(backbone: dict, timm_state: dict, num_heads: int | None = None) -> float:
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     from mimlab.models.backbones.vit import VisionTransformer
 
-    kw = timm_vit_kwargs(timm_state)
+    kw = timm_vit_kwargs(timm_state, num_heads)
     ref = TimmViT(**kw).eval()
     ref.load_state_dict(timm_state, strict=True)
     arch = dict(
@@ -226,8 +226,14 @@ def from_timm(state: dict, family: str | None = None) -> tuple[str, dict]:
     return family, FAMILIES[family].from_timm(state)
 
 
-def check_against_timm(family: str, backbone: dict, timm_state: dict) -> float:
-    """Build timm's and mimlab's models from the weights alone (strict loads) and return the max feature gap."""
+def check_against_timm(family: str, backbone: dict, timm_state: dict, num_heads: int | None = None) -> float:
+    """Build timm's and mimlab's models from the weights (strict loads) and return the max feature gap.
+
+    ``num_heads``: a ViT's head count, which the weights do not show (needed for widths/depths outside the arch
+    table, e.g. the demo's 96/4).
+    """
+    if family == 'vit':
+        return FAMILIES[family].compare(backbone, timm_state, num_heads=num_heads)
     return FAMILIES[family].compare(backbone, timm_state)
 
 

@@ -135,19 +135,30 @@ def split_checkpoint(state: dict) -> tuple[dict, dict]:
     return dict(state), {}
 
 
-def timm_vit_kwargs(timm_state: dict) -> dict:
-    """Constructor arguments of timm's ``VisionTransformer`` that match a converted state dict.
+def timm_vit_kwargs(timm_state: dict, num_heads: int | None = None) -> dict:
+    """Constructor arguments of timm's generic ``VisionTransformer`` that match a converted state dict.
 
     Width, depth, patch size, grid, MLP width, LayerScale, pooling and head size are read from the tensors; the head
-    count (not visible in weights) comes from mimlab's arch table for that (width, depth).
+    count (not visible in weights) is ``num_heads``, else mimlab's arch table's for that (width, depth).
+
+    Raises:
+        ValueError: a width/depth outside the arch table without ``num_heads``, saying what to pass.
     """
     from mimlab.models.backbones.vit import VisionTransformer
 
     embed_dim = timm_state['pos_embed'].shape[-1]
     depth = 1 + max(int(k.split('.')[1]) for k in timm_state if k.startswith('blocks.'))
     heads = {(a['embed_dims'], a['num_layers']): a['num_heads'] for a in VisionTransformer.arch_zoo.values()}
+    if num_heads is not None:
+        if embed_dim % num_heads:
+            raise ValueError(f'{num_heads} heads do not divide the ViT width {embed_dim}')
+        heads[(embed_dim, depth)] = num_heads
     if (embed_dim, depth) not in heads:
-        raise KeyError(f'unknown ViT width/depth {embed_dim}/{depth}: cannot infer the number of heads')
+        raise ValueError(
+            f"cannot build timm's ViT for width {embed_dim}, depth {depth}: the number of attention heads is not in "
+            'the weights and no standard arch has this width and depth; give it (mmcls2timm.py --num-heads N, the '
+            "model.backbone.arch.num_heads of the checkpoint's config)"
+        )
     patch = timm_state['patch_embed.proj.weight'].shape[-1]
     side = int(round((timm_state['pos_embed'].shape[1] - 1) ** 0.5))
     use_fc_norm = 'fc_norm.weight' in timm_state

@@ -15,9 +15,17 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
+from mimlab.engine.config_checks import (
+    add_vis_backend,
+    check_cfg_options,
+    check_resume,
+    check_schedule,
+    convert_sync_bn,
+    keep_earlier_run,
+)
 from mimlab.engine.hooks import TrainStateHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
-from mimlab.utils import init_dist
+from mimlab.utils import check_checkpoint_file, init_dist
 
 __all__ = [
     'merge_train_args',
@@ -30,7 +38,7 @@ __all__ = [
 ]
 
 
-def resolve_amp(cfg: Config) -> None:
+def resolve_amp(cfg: Config, warn: bool = True) -> None:
     """Pick the precision of an ``AmpOptimWrapper`` recipe for this machine, in place.
 
     - CUDA with bf16 support: ``dtype='bfloat16'`` and no loss scaling (bf16 has fp32's exponent range, and a
@@ -38,16 +46,18 @@ def resolve_amp(cfg: Config) -> None:
     - CUDA without bf16, or ``dtype='float16'`` requested: fp16 with ``loss_scale='dynamic'`` unless set.
     - No CUDA: warn and train in fp32 with a plain ``OptimWrapper`` (mmengine's ``AmpOptimWrapper`` asserts a GPU).
 
-    Configs that are not AMP are left alone.
+    Configs that are not AMP are left alone. ``warn=False`` skips the warning (``tools/test.py``: evaluation does not
+    train, so the training precision is beside the point).
     """
     ow = cfg.get('optim_wrapper')
     if ow is None or ow.get('type') != 'AmpOptimWrapper':
         return
     if not torch.cuda.is_available():
-        warnings.warn(
-            'mixed precision (AmpOptimWrapper) needs a GPU and this machine has none: training in fp32 instead',
-            stacklevel=2,
-        )
+        if warn:
+            warnings.warn(
+                'mixed precision (AmpOptimWrapper) needs a GPU and this machine has none: training in fp32 instead',
+                stacklevel=2,
+            )
         ow['type'] = 'OptimWrapper'
         ow.pop('loss_scale', None)
         ow.pop('dtype', None)
@@ -114,8 +124,19 @@ def merge_train_args(cfg: Config, args) -> Config:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if getattr(args, 'vis_backend', None):
+        add_vis_backend(cfg, args.vis_backend)
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    check_schedule(cfg)
+    convert_sync_bn(cfg)
+    keep_earlier_run(cfg)
+    resume_from = check_resume(cfg)
+    if resume_from is not None:
+        check_checkpoint_file(resume_from)
+    elif cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from)
     auto_scale_lr = cfg.get('auto_scale_lr') or {}
     if auto_scale_lr.get('enable') and 'base_batch_size' not in auto_scale_lr:
         raise ValueError(
@@ -156,9 +177,12 @@ def merge_test_args(cfg: Config, args) -> Config:
         ValueError: ``out`` for predictions is not a ``.pkl`` file, or the test loop makes no per-sample predictions.
     """
     _apply_common(cfg, args)
+    check_checkpoint_file(args.checkpoint)
     cfg.load_from = args.checkpoint
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    convert_sync_bn(cfg)
     out, out_item = getattr(args, 'out', None), getattr(args, 'out_item', None) or 'pred'
     if out and out_item == 'pred':
         if not out.endswith(('.pkl', '.pickle')):
@@ -169,7 +193,7 @@ def merge_test_args(cfg: Config, args) -> Config:
         evaluators = [evaluators] if isinstance(evaluators, dict) else list(evaluators)
         cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=out)]
     _dataloader_defaults(cfg)
-    resolve_amp(cfg)
+    resolve_amp(cfg, warn=False)
     return cfg
 
 

@@ -4,19 +4,26 @@ Nothing here imports any other part of mimlab (``tests/test_layering.py`` checks
 """
 
 from .atomic_io import atomic_write
-from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint, load_checkpoint_weights_only
+from .checkpoint import (
+    allow_mmengine_checkpoint_types,
+    check_checkpoint_file,
+    load_checkpoint,
+    load_checkpoint_weights_only,
+)
 from .collect_env import collect_env
-from .dist import finish_dist, init_dist
+from .dist import finish_dist, init_dist, launch_rank
 from .rng import get_rng_state, set_rng_state
 
 __all__ = [
     'atomic_write',
     'collect_env',
     'allow_mmengine_checkpoint_types',
+    'check_checkpoint_file',
     'load_checkpoint',
     'load_checkpoint_weights_only',
     'finish_dist',
     'init_dist',
+    'launch_rank',
     'get_rng_state',
     'set_rng_state',
 ]

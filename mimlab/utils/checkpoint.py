@@ -9,6 +9,8 @@ Everything else is still refused by torch's weights-only unpickler.
 """
 
 import logging
+import os
+import zipfile
 
 import numpy as np
 import torch
@@ -57,6 +59,7 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
     Raises:
         RuntimeError: naming the file when it is not a readable weights-only checkpoint.
     """
+    check_checkpoint_file(path)
     try:
         # not `with torch.serialization.safe_globals(...)`: on exit it removes the types from the process-wide
         # allow-list as well, after which mmengine's own resume in the same process fails
@@ -67,6 +70,45 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
             f'cannot load checkpoint {path!r} weights-only: {e}\n(if the file is yours or from a source you trust, '
             'the converter tools load it with --trusted, the API with trusted=True)'
         ) from e
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Refuse a local file that cannot be a checkpoint, before torch's loader answers with unpickling advice.
+
+    ``torch.save`` writes a zip archive (``<name>/data.pkl`` inside); files from torch < 1.6 are a bare pickle
+    (first byte 0x80). Anything else, or a zip archive whose end is missing, is not a checkpoint. Paths with a
+    scheme (``https://...``) are left to the loader.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: ``"<path> is not a checkpoint (corrupt or truncated): ..."``.
+    """
+    if '://' in str(path):
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f'{path} is not a checkpoint (corrupt or truncated): {e}') from e
+        if not any(n.endswith('data.pkl') for n in names):
+            raise ValueError(f'{path} is not a checkpoint (corrupt or truncated): a zip archive without data.pkl')
+        return
+    size = os.path.getsize(path)
+    if head.startswith(b'PK'):
+        raise ValueError(
+            f'{path} is not a checkpoint (corrupt or truncated): it starts like the zip archive torch.save writes, '
+            f'but its end is missing ({size} bytes; an interrupted download or copy?)'
+        )
+    if not head.startswith(b'\x80'):
+        raise ValueError(
+            f'{path} is not a checkpoint (corrupt or truncated): {size} bytes that are neither the zip archive of '
+            f'torch.save nor a pickle (first bytes {head!r})'
+        )
 
 
 def load_checkpoint(path: str, map_location='cpu', trusted: bool = False) -> dict:
@@ -81,6 +123,7 @@ def load_checkpoint(path: str, map_location='cpu', trusted: bool = False) -> dic
         return load_checkpoint_weights_only(path, map_location)
     from mmengine.logging import print_log
 
+    check_checkpoint_file(path)
     print_log(f'loading {path} with the full unpickler (trusted=True): it can run code', 'current', logging.WARNING)
     try:
         return torch.load(path, map_location=map_location, weights_only=False)

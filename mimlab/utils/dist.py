@@ -95,3 +95,12 @@ def finish_dist(wait: bool = True) -> None:
     if wait:
         dist.barrier()
     dist.destroy_process_group()  # shuts every group's backend down, joining gloo's threads
+
+
+def launch_rank() -> int:
+    """This process's rank in its launch, read from the launcher's environment (torchrun ``RANK``, Slurm
+    ``SLURM_PROCID``; 0 for a single process), so that it is known before the process group exists."""
+    for var in ('RANK', 'SLURM_PROCID'):
+        if os.environ.get(var, '').isdigit():
+            return int(os.environ[var])
+    return 0

@@ -1,4 +1,5 @@
-"""Save a checkpoint and stop cleanly when the job is told to stop (SIGTERM: Slurm preemption, ``scancel``, k8s).
+"""Save a checkpoint and stop cleanly when the job is told to stop (SIGTERM: Slurm preemption, ``scancel``, k8s;
+SIGINT: Ctrl-C in the terminal).
 
 Slurm sends SIGTERM to every task of a job it preempts or cancels (``scancel --signal=TERM``, or ``#SBATCH
 --signal=TERM@120`` some time before the time limit), then SIGKILL after ``KillWait`` seconds. The handler only
@@ -8,12 +9,17 @@ iterations, so all ranks stop at the same iteration), the iteration checkpoint i
 status 0. ``--resume`` then continues with the next batch. When training starts, a run whose checkpoint hook is
 mmengine's ``CheckpointHook``, or whose loop is mmengine's ``EpochBasedTrainLoop`` (which would train the saved
 epoch's first batches again), is refused with the config key to change, rather than failing at the signal.
+
+Ctrl-C does the same, and a second Ctrl-C aborts at once (``KeyboardInterrupt``, no checkpoint). torchrun passes
+the terminal's SIGINT on to its workers, which then see it twice within milliseconds: a SIGINT less than
+:data:`SAME_PRESS_S` after the first counts as the same press.
 """
 
 import functools
 import os
 import signal
 import threading
+import time
 
 import torch
 from mmengine.dist import all_reduce, barrier, get_world_size
@@ -24,6 +30,8 @@ from mimlab.engine.hooks.checkpoint import AtomicCheckpointHook, check_mid_epoch
 from mimlab.registry import HOOKS
 
 __all__ = ['PreemptionHook']
+
+SAME_PRESS_S = 1.0  # a second SIGINT within this many seconds is the same Ctrl-C, delivered again by torchrun
 
 
 def _filter_sigterm() -> None:
@@ -63,7 +71,8 @@ def _worker_init(signals, init_fn, worker_id):
 
 @HOOKS.register_module()
 class PreemptionHook(Hook):
-    """Turn SIGTERM (and the other ``signals``) into "checkpoint at the next iteration boundary, then exit 0".
+    """Turn SIGTERM, Ctrl-C (SIGINT) and the other ``signals`` into "checkpoint at the next iteration boundary, then
+    exit 0"; a second Ctrl-C aborts at once.
 
     Args:
         signals: Signal names to handle.
@@ -76,14 +85,29 @@ class PreemptionHook(Hook):
 
     priority = 'LOWEST'  # after the other hooks' after_train_iter (logging, the regular checkpoint)
 
-    def __init__(self, signals=('SIGTERM',), check_every: int = 1, exit_code: int = 0):
+    def __init__(self, signals=('SIGTERM', 'SIGINT'), check_every: int = 1, exit_code: int = 0):
         self.signals = [getattr(signal, name) for name in signals]
         self.check_every = max(1, int(check_every))
         self.exit_code = exit_code
         self.requested = False
+        self._signal_name = None
+        self._first_sigint = None
         self._previous = {}
 
     def _handler(self, signum, frame) -> None:
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if self._first_sigint is not None and now - self._first_sigint > SAME_PRESS_S:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt('second Ctrl-C: aborted without a checkpoint')
+            if self._first_sigint is None:
+                self._first_sigint = now
+                os.write(
+                    2,
+                    b'\nCtrl-C: saving a checkpoint after this iteration, then stopping (--resume continues); '
+                    b'press Ctrl-C again to abort at once without one\n',
+                )
+        self._signal_name = self._signal_name or signal.Signals(signum).name
         self.requested = True
 
     def before_train(self, runner) -> None:
@@ -127,7 +151,8 @@ class PreemptionHook(Hook):
         hooks = [h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)]
         if not hooks:
             raise RuntimeError(
-                f'iteration {runner.iter + 1}: stop requested (SIGTERM) but the run has no checkpoint hook '
+                f'iteration {runner.iter + 1}: stop requested ({self._signal_name or "a signal"}) but the run has no '
+                'checkpoint hook '
                 "(default_hooks.checkpoint=dict(type='AtomicCheckpointHook', ...)) to save with; the progress since "
                 'the last checkpoint is lost'
             )
@@ -136,7 +161,8 @@ class PreemptionHook(Hook):
         # (--kill-on-bad-exit) or torchrun stop rank 0 in the middle of the write
         barrier()
         runner.logger.warning(
-            f'iteration {runner.iter + 1}: stopped on request (SIGTERM) after saving a checkpoint; continue with '
+            f'iteration {runner.iter + 1}: stopped on request ({self._signal_name or "on another rank"}) after saving '
+            'a checkpoint; continue with '
             '--resume'
         )
         raise SystemExit(self.exit_code)

@@ -78,12 +78,14 @@ class ImageClassifier(BaseModel):
         return data_samples
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
+        """``mode='tensor'`` returns the head's raw output (logits (B, K)), as mmpretrain's ``ImageClassifier`` does;
+        the features before the head are :meth:`extract_feat`."""
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.extract_feat(inputs)
+            return self.head(self.extract_feat(inputs))  # (B, K)
         raise ValueError(f'unknown mode {mode!r}')
 
     def get_layer_depth(self, param_name: str) -> tuple[int, int]:
