@@ -20,7 +20,10 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'configs')),
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt') + read_requirements('trackers.txt'),
+        'trackers': read_requirements('trackers.txt'),  # tools/train.py --vis-backend
+    },
     license='Apache-2.0',
     # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers
     # the build skips it and LoadImageRandomResizedCrop decodes whole images with cv2

@@ -8,6 +8,8 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# the checkout's .venv (where tools/run_demo.sh installs) unless PYTHON names another interpreter
+if [ -z "$PYTHON" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; fi
 
 PYTHONPATH="$ROOT":$PYTHONPATH \
 exec ${PYTHON:-python} -m torch.distributed.run \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Evaluation on Slurm: PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py args]
-# env: GPUS (8, the number of tasks), GPUS_PER_NODE (8; tasks per node), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (python)
+# env: GPUS (8, the number of tasks), GPUS_PER_NODE (8; tasks per node), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON (.venv/bin/python if present, else python)
 # --gres: see tools/slurm_resources.sh (left out on partitions without GPUs). Tasks that see no GPU use gloo on CPU.
 set -x
 PARTITION=$1
@@ -12,6 +12,8 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# the checkout's .venv (where tools/run_demo.sh installs) unless PYTHON names another interpreter
+if [ -z "$PYTHON" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; fi
 source "$ROOT/tools/slurm_resources.sh"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \

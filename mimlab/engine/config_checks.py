@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import glob
 import inspect
+import os
 import os.path as osp
 import sys
 import traceback
@@ -234,12 +235,16 @@ def check_resume(cfg: Config) -> str | None:
 VIS_BACKENDS = {
     'tensorboard': ('TensorboardVisBackend', 'tensorboard'),
     'wandb': ('WandbVisBackend', 'wandb'),
-    'mlflow': ('MLflowVisBackend', 'mlflow'),
+    'mlflow': ('StepImagesMLflowVisBackend', 'mlflow'),  # mmengine's, images fixed (mimlab.visualization)
 }
 
 
 def add_vis_backend(cfg: Config, names: list[str]) -> None:
     """Add mmengine's TensorBoard / W&B / MLflow backend to the visualizer, beside the local files.
+
+    Each writes under the run's ``<timestamp>/vis_data/``: TensorBoard event files; W&B's run folder (``wandb/``;
+    online or, with ``WANDB_MODE=offline``, for a later ``wandb sync``); MLflow a local file store, or the server that
+    ``MLFLOW_TRACKING_URI`` names.
 
     Raises:
         ImportError: naming the package and the install command when it is missing.
@@ -255,8 +260,15 @@ def add_vis_backend(cfg: Config, names: list[str]) -> None:
                 f'--vis-backend {name} needs the {package} package, which is not installed: pip install {package} '
                 "(or pip install -e '.[trackers]' for all three)"
             )
-        if not any(b.get('type') == backend for b in backends):
-            backends.append(dict(type=backend))
+        if any(b.get('type') == backend for b in backends):
+            continue
+        entry = dict(type=backend)
+        if name == 'mlflow':
+            if os.environ.get('MLFLOW_TRACKING_URI'):  # mmengine would ignore it and write a local store
+                entry['tracking_uri'] = os.environ['MLFLOW_TRACKING_URI']
+            else:  # mmengine's default, a file store in the run's vis_data/, which mlflow >= 3.7 refuses unless told
+                os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
+        backends.append(entry)
     vis['vis_backends'] = backends
     cfg.visualizer = vis
 
