@@ -575,3 +575,13 @@ def test_missing_tracker_package_gets_the_install_command(monkeypatch):
         r'pip install wandb \(or pip install -e \'\.\[trackers\]\' for all three\)',
     ):
         add_vis_backend(Config.fromfile(ROOT / DEMO), ['wandb'])
+
+
+def test_mixmim_readme_python_gives_logits():
+    """The MixMIM README's ``model = get_model('mixmim-base_3rdparty_in1k'); model(torch.rand(1, 3, 224, 224)).shape``
+    (without downloading the weights: the shape does not depend on them)."""
+    from mimlab.apis import get_model
+
+    model = get_model('mixmim-base_3rdparty_in1k')
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
