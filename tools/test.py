@@ -34,11 +34,12 @@ def main():
     from mimlab.engine.config_checks import fail_once
     from mimlab.engine.config_paths import resolve_config_path
     from mimlab.engine.launch import build_runner, check_test_checkpoint, merge_test_args
-    from mimlab.utils import finish_dist
+    from mimlab.utils import check_checkpoint_file, finish_dist
 
     with fail_once():  # the same error on every rank: printed once
         args.config = resolve_config_path(args.config)
         cfg = merge_test_args(Config.fromfile(args.config), args)
+        check_checkpoint_file(args.checkpoint)
         check_test_checkpoint(cfg, args.checkpoint)
     metrics = build_runner(cfg).test()
     finish_dist()

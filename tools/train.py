@@ -40,7 +40,7 @@ def parse_args(argv=None):
 
 def main():
     args = parse_args()
-    from mimlab.engine.config_checks import fail_once
+    from mimlab.engine.config_checks import check_run_files, fail_once
     from mimlab.engine.config_paths import resolve_config_path
     from mimlab.engine.launch import build_runner, merge_train_args
     from mimlab.utils import finish_dist
@@ -48,6 +48,7 @@ def main():
     with fail_once():  # the same error on every rank: printed once
         args.config = resolve_config_path(args.config)
         cfg = merge_train_args(Config.fromfile(args.config), args)
+        check_run_files(cfg)
     runner = build_runner(cfg)
     try:
         runner.train()

@@ -4,8 +4,8 @@ own terms instead of a traceback from deep inside mmengine (or, worse, no answer
 - :func:`check_cfg_options`: a top-level ``--cfg-options`` key the run would ignore is refused, with the nearest names.
 - :func:`check_schedule`: a scheduler that would begin where the run ends (warmup not shorter than the run).
 - :func:`convert_sync_bn`: ``SyncBN`` in a model config becomes ``BN`` on processes without a GPU.
-- :func:`keep_earlier_run` / :func:`check_resume`: a run never replaces an earlier run's checkpoints, and ``--resume``
-  with nothing to resume says so.
+- :func:`check_run_files` (:func:`keep_earlier_run`, :func:`check_resume`): a run never replaces an earlier run's
+  checkpoints, ``--resume`` with nothing to resume says so, and a file that is not a checkpoint is named as such.
 - :func:`add_vis_backend`: ``--vis-backend tensorboard|wandb|mlflow``.
 
 Messages meant for the user go through :func:`note`, printed by the launch's rank 0 only.
@@ -24,6 +24,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import FlexibleRunner, Runner
 
+from mimlab.utils.checkpoint import check_checkpoint_file
 from mimlab.utils.dist import launch_rank
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     'convert_sync_bn',
     'keep_earlier_run',
     'check_resume',
+    'check_run_files',
     'add_vis_backend',
     'VIS_BACKENDS',
 ]
@@ -229,6 +231,22 @@ def check_resume(cfg: Config) -> str | None:
         return None
     note(f'--resume: resuming from {latest}')
     return latest
+
+
+def check_run_files(cfg: Config) -> None:
+    """What ``tools/train.py`` checks on disk once the config is final (:func:`~mimlab.engine.launch.merge_train_args`
+    itself reads no files): an earlier run's checkpoints in the work dir (:func:`keep_earlier_run`), what
+    ``--resume`` resumes from (:func:`check_resume`), and that the checkpoint to resume or load is one.
+
+    Raises:
+        FileNotFoundError, ValueError: from :func:`~mimlab.utils.check_checkpoint_file`.
+    """
+    keep_earlier_run(cfg)
+    resume_from = check_resume(cfg)
+    if resume_from is not None:
+        check_checkpoint_file(resume_from)
+    elif cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from)
 
 
 # --vis-backend NAME -> mmengine's backend (the package it needs)

@@ -15,17 +15,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
-from mimlab.engine.config_checks import (
-    add_vis_backend,
-    check_cfg_options,
-    check_resume,
-    check_schedule,
-    convert_sync_bn,
-    keep_earlier_run,
-)
+from mimlab.engine.config_checks import add_vis_backend, check_cfg_options, check_schedule, convert_sync_bn
 from mimlab.engine.hooks import TrainStateHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
-from mimlab.utils import check_checkpoint_file, init_dist
+from mimlab.utils import init_dist
 
 __all__ = [
     'merge_train_args',
@@ -131,12 +124,6 @@ def merge_train_args(cfg: Config, args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     check_schedule(cfg)
     convert_sync_bn(cfg)
-    keep_earlier_run(cfg)
-    resume_from = check_resume(cfg)
-    if resume_from is not None:
-        check_checkpoint_file(resume_from)
-    elif cfg.get('load_from'):
-        check_checkpoint_file(cfg.load_from)
     auto_scale_lr = cfg.get('auto_scale_lr') or {}
     if auto_scale_lr.get('enable') and 'base_batch_size' not in auto_scale_lr:
         raise ValueError(
@@ -177,7 +164,6 @@ def merge_test_args(cfg: Config, args) -> Config:
         ValueError: ``out`` for predictions is not a ``.pkl`` file, or the test loop makes no per-sample predictions.
     """
     _apply_common(cfg, args)
-    check_checkpoint_file(args.checkpoint)
     cfg.load_from = args.checkpoint
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
