@@ -19,7 +19,7 @@ from mmengine.config import Config
 from mimlab.engine.config_checks import check_cfg_options, check_schedule
 from mimlab.engine.config_paths import MMSELFSUP_RENAMED, OPENMIXUP_A2MIM, ConfigPathError, config_path_for
 from mimlab.engine.launch import merge_test_args
-from mimlab.utils import check_checkpoint_file
+from mimlab.utils import NotACheckpointError, check_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
@@ -266,11 +266,12 @@ def test_warmup_not_shorter_than_the_run_is_explained_in_the_recipes_terms():
 def test_corrupt_and_truncated_checkpoints_are_named_as_such(demo_run, tmp_path):
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(bytes(range(7, 256)) * 4)
-    with pytest.raises(ValueError, match=r'garbage\.pth is not a checkpoint \(corrupt or truncated\): 996 bytes'):
+    not_one = r'is not a checkpoint \(corrupt or truncated\): '
+    with pytest.raises(NotACheckpointError, match=r'garbage\.pth ' + not_one + '996 bytes'):
         check_checkpoint_file(str(garbage))
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes((demo_run / 'epoch_1.pth').read_bytes()[:5000])
-    with pytest.raises(ValueError, match=r'truncated\.pth is not a checkpoint \(corrupt or truncated\): it starts '):
+    with pytest.raises(NotACheckpointError, match=r'truncated\.pth ' + not_one + 'it starts '):
         check_checkpoint_file(str(truncated))
     check_checkpoint_file(str(demo_run / 'epoch_1.pth'))
     # through the tools: test.py and train.py --resume
@@ -354,6 +355,38 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_like_sigterm(tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert 'Ctrl-C: saving a checkpoint after this iteration, then stopping' in out
     assert 'stopped on request (SIGINT) after saving a checkpoint; continue with --resume' in out
+    latest = Path((tmp_path / 'last_checkpoint').read_text().strip())
+    assert latest.name.startswith('iter_') and latest.is_file()
+
+
+def test_ctrl_c_on_a_two_process_launch_saves_once_and_every_rank_exits_cleanly(tmp_path):
+    """Ctrl-C in the terminal of ``dist_train.sh ... 2``: torchrun and both workers get SIGINT, torchrun passes it
+    on again; the workers count both as one press, agree on the iteration, save one checkpoint and exit 0."""
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', PORT=free_port())
+    proc = subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', str(tmp_path), '--cfg-options']
+        + [
+            'train_dataloader.batch_size=8',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.dataset.num_samples=1024',
+        ]
+        + ['train_cfg.max_epochs=2', 'default_hooks.logger.interval=1'],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None and not list(tmp_path.glob('*/vis_data/scalars.json')):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert out.count('stopped on request (SIGINT) after saving a checkpoint') == 1, out[-3000:]  # rank 0 logs
+    assert 'KeyboardInterrupt' not in out and 'exitcode  : 1' not in out, out[-3000:]
     latest = Path((tmp_path / 'last_checkpoint').read_text().strip())
     assert latest.name.startswith('iter_') and latest.is_file()
 

@@ -24,7 +24,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import FlexibleRunner, Runner
 
-from mimlab.utils.checkpoint import check_checkpoint_file
+from mimlab.utils.checkpoint import NotACheckpointError, check_checkpoint_file
 from mimlab.utils.dist import launch_rank
 
 __all__ = [
@@ -239,7 +239,7 @@ def check_run_files(cfg: Config) -> None:
     ``--resume`` resumes from (:func:`check_resume`), and that the checkpoint to resume or load is one.
 
     Raises:
-        FileNotFoundError, ValueError: from :func:`~mimlab.utils.check_checkpoint_file`.
+        FileNotFoundError, NotACheckpointError: from :func:`~mimlab.utils.check_checkpoint_file`.
     """
     keep_earlier_run(cfg)
     resume_from = check_resume(cfg)
@@ -296,12 +296,12 @@ def fail_once(exit_code: int = 2):
     """Around the steps every rank does alike before training (config, flags, checks): on an error, rank 0 prints
     it and every rank exits with ``exit_code``, instead of one traceback per process.
 
-    Errors of mimlab's checks (``ValueError``, ``FileNotFoundError``, ``ImportError``) are printed as one line;
-    anything else with its traceback. A single process prints like any rank 0.
+    Errors of mimlab's checks (``ValueError``, ``FileNotFoundError``, ``ImportError``, ``NotACheckpointError``) are
+    printed as one line, anything else with its traceback. A single process prints like any rank 0.
     """
     try:
         yield
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, NotACheckpointError) as e:
         note(f'error: {e}')
         raise SystemExit(exit_code) from None
     except Exception:  # noqa: BLE001 - printed once, then the same exit

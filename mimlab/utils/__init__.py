@@ -5,6 +5,7 @@ Nothing here imports any other part of mimlab (``tests/test_layering.py`` checks
 
 from .atomic_io import atomic_write
 from .checkpoint import (
+    NotACheckpointError,
     allow_mmengine_checkpoint_types,
     check_checkpoint_file,
     load_checkpoint,
@@ -18,6 +19,7 @@ __all__ = [
     'atomic_write',
     'collect_env',
     'allow_mmengine_checkpoint_types',
+    'NotACheckpointError',
     'check_checkpoint_file',
     'load_checkpoint',
     'load_checkpoint_weights_only',

@@ -72,6 +72,10 @@ def load_checkpoint_weights_only(path: str, map_location='cpu') -> dict:
         ) from e
 
 
+class NotACheckpointError(RuntimeError):
+    """A file given as a checkpoint that cannot be one (corrupt or truncated)."""
+
+
 def check_checkpoint_file(path: str) -> None:
     """Refuse a local file that cannot be a checkpoint, before torch's loader answers with unpickling advice.
 
@@ -81,7 +85,8 @@ def check_checkpoint_file(path: str) -> None:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: ``"<path> is not a checkpoint (corrupt or truncated): ..."``.
+        NotACheckpointError: ``"<path> is not a checkpoint (corrupt or truncated): ..."`` (a ``RuntimeError``, as
+            every other unreadable-checkpoint error of :func:`load_checkpoint_weights_only`).
     """
     if '://' in str(path):
         return
@@ -94,18 +99,20 @@ def check_checkpoint_file(path: str) -> None:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f'{path} is not a checkpoint (corrupt or truncated): {e}') from e
+            raise NotACheckpointError(f'{path} is not a checkpoint (corrupt or truncated): {e}') from e
         if not any(n.endswith('data.pkl') for n in names):
-            raise ValueError(f'{path} is not a checkpoint (corrupt or truncated): a zip archive without data.pkl')
+            raise NotACheckpointError(
+                f'{path} is not a checkpoint (corrupt or truncated): a zip archive without data.pkl'
+            )
         return
     size = os.path.getsize(path)
     if head.startswith(b'PK'):
-        raise ValueError(
+        raise NotACheckpointError(
             f'{path} is not a checkpoint (corrupt or truncated): it starts like the zip archive torch.save writes, '
             f'but its end is missing ({size} bytes; an interrupted download or copy?)'
         )
     if not head.startswith(b'\x80'):
-        raise ValueError(
+        raise NotACheckpointError(
             f'{path} is not a checkpoint (corrupt or truncated): {size} bytes that are neither the zip archive of '
             f'torch.save nor a pickle (first bytes {head!r})'
         )
