@@ -76,8 +76,9 @@ def check_cfg_options(cfg: Config, options: dict | None) -> None:
     """Refuse ``--cfg-options`` whose top-level key no runner reads.
 
     A typo (``max_epoch=1``) would otherwise be stored and ignored. A recipe variable (``max_epochs = 300`` at the
-    top of a config file) is refused too: mmengine substituted it where it is used when the file was loaded, so
-    changing it afterwards changes nothing; the message names the keys to set instead.
+    top of a config file) that the config also holds under the same name further down (``train_cfg.max_epochs``) is
+    refused too: mmengine substituted it when the file was loaded, so changing it afterwards changes nothing; the
+    message names the keys to set instead. Other keys the config defines are accepted (code may read them).
 
     Raises:
         ValueError: naming the key and the nearest valid names.
@@ -93,14 +94,14 @@ def check_cfg_options(cfg: Config, options: dict | None) -> None:
         given = f'--cfg-options {option}={value}'
         if top in runner_keys:
             continue
-        if top in plain:
-            where = used_at(top)
-            instead = f'; set where it is used instead: {", ".join(f"{p}={value}" for p in where)}' if where else ''
+        where = used_at(top) if top in plain else []
+        if where:
             raise ValueError(
                 f'{given}: {top} is a variable of the recipe, substituted where it is used when the file was loaded, '
-                f'so changing it now would change nothing{instead}'
+                f'so changing it now would change nothing; set where it is used instead: '
+                + ', '.join(f'{p}={value}' for p in where)
             )
-        if top in cfg:  # a dict the config defines for its own use (train_pipeline, ...): the user may mean it
+        if top in cfg:  # a key the config defines for code that reads it (train_pipeline, a switch): may be meant
             continue
         near = difflib.get_close_matches(top, sorted(runner_keys | set(cfg.keys())), n=3, cutoff=0.6)
         near = [q for n in near for q in (used_at(n) if n in plain else [n])]
