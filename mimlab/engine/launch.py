@@ -95,14 +95,20 @@ def merge_train_args(cfg: Config, args) -> Config:
     Args:
         cfg: The loaded config; changed in place.
         args: Parsed arguments with ``config``, ``work_dir``, ``resume`` (None, ``'auto'`` for a bare ``--resume``,
-            or a path), ``amp``, ``auto_scale_lr``, ``no_validate``, ``cfg_options`` and ``launcher``.
+            or a path), ``amp``, ``auto_scale_lr``, ``no_validate``, ``cfg_options``, ``launcher`` and optionally
+            ``vis_backend`` (a list of tracker names).
 
     Returns:
         ``cfg``. ``--cfg-options`` are merged after the other flags, so they win; the dataloader defaults and the
-        AMP precision are filled in afterwards, so they see the final values.
+        AMP precision are filled in afterwards, so they see the final values. Without a GPU, SyncBN norms become
+        BN (:func:`~mimlab.engine.config_checks.convert_sync_bn`). No file is read here: ``tools/train.py`` then
+        calls :func:`~mimlab.engine.config_checks.check_run_files`.
 
     Raises:
-        ValueError: ``--auto-scale-lr`` for a config without ``auto_scale_lr.base_batch_size``.
+        ValueError: ``--auto-scale-lr`` for a config without ``auto_scale_lr.base_batch_size``; a top-level
+            ``--cfg-options`` key no run reads (:func:`~mimlab.engine.config_checks.check_cfg_options`); a
+            scheduler that begins where the run ends (:func:`~mimlab.engine.config_checks.check_schedule`).
+        ImportError: ``vis_backend`` names a tracker whose package is missing.
     """
     _apply_common(cfg, args)
     if args.amp:
