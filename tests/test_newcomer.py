@@ -607,3 +607,24 @@ def test_mixmim_readme_python_gives_logits():
     model = get_model('mixmim-base_3rdparty_in1k')
     with torch.no_grad():
         assert model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_vis_backends_from_the_command_line():
+    """``--cfg-options visualizer.vis_backends=[LocalVisBackend,tensorboard]`` (names: all a command line can give;
+    mmengine's Visualizer would raise TypeError) and ``--vis-backend`` give the same backends."""
+    pytest.importorskip('tensorboard')
+
+    from mimlab.engine.launch import merge_train_args
+
+    def merged(*argv):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location('train_tool', ROOT / 'tools/train.py')
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        args = module.parse_args([DEMO, *argv])
+        return merge_train_args(Config.fromfile(ROOT / DEMO), args).visualizer.vis_backends
+
+    by_option = merged('--cfg-options', 'visualizer.vis_backends=[LocalVisBackend,tensorboard]')
+    assert by_option == [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+    assert merged('--vis-backend', 'tensorboard') == by_option

@@ -6,7 +6,8 @@ own terms instead of a traceback from deep inside mmengine (or, worse, no answer
 - :func:`convert_sync_bn`: ``SyncBN`` in a model config becomes ``BN`` on processes without a GPU.
 - :func:`check_run_files` (:func:`keep_earlier_run`, :func:`check_resume`): a run never replaces an earlier run's
   checkpoints, ``--resume`` with nothing to resume says so, and a file that is not a checkpoint is named as such.
-- :func:`add_vis_backend`: ``--vis-backend tensorboard|wandb|mlflow``.
+- :func:`add_vis_backend` / :func:`normalize_vis_backends`: ``--vis-backend tensorboard|wandb|mlflow`` and its
+  ``--cfg-options visualizer.vis_backends=[...]`` form.
 
 Messages meant for the user go through :func:`note`, printed by the launch's rank 0 only.
 """
@@ -37,6 +38,7 @@ __all__ = [
     'check_resume',
     'check_run_files',
     'add_vis_backend',
+    'normalize_vis_backends',
     'VIS_BACKENDS',
 ]
 
@@ -256,6 +258,20 @@ VIS_BACKENDS = {
     'wandb': ('WandbVisBackend', 'wandb'),
     'mlflow': ('StepImagesMLflowVisBackend', 'mlflow'),  # mmengine's, images fixed (mimlab.visualization)
 }
+
+
+def normalize_vis_backends(cfg: Config) -> None:
+    """Let ``--cfg-options visualizer.vis_backends=[LocalVisBackend,tensorboard]`` work: the command line can only
+    give names, which mmengine's ``Visualizer`` refuses (``TypeError``); each name becomes ``dict(type=...)``, and
+    the short names of ``--vis-backend`` go through :func:`add_vis_backend` (with its package check)."""
+    vis = cfg.get('visualizer')
+    backends = (vis or {}).get('vis_backends')
+    if not isinstance(backends, list | tuple) or all(isinstance(b, dict) for b in backends):
+        return
+    short = [b for b in backends if isinstance(b, str) and b in VIS_BACKENDS]
+    vis['vis_backends'] = [dict(type=b) if isinstance(b, str) else b for b in backends if b not in short]
+    cfg.visualizer = vis
+    add_vis_backend(cfg, short)
 
 
 def add_vis_backend(cfg: Config, names: list[str]) -> None:

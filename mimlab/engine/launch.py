@@ -15,7 +15,13 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
-from mimlab.engine.config_checks import add_vis_backend, check_cfg_options, check_schedule, convert_sync_bn
+from mimlab.engine.config_checks import (
+    add_vis_backend,
+    check_cfg_options,
+    check_schedule,
+    convert_sync_bn,
+    normalize_vis_backends,
+)
 from mimlab.engine.hooks import TrainStateHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist
@@ -128,6 +134,7 @@ def merge_train_args(cfg: Config, args) -> Config:
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    normalize_vis_backends(cfg)
     check_schedule(cfg)
     convert_sync_bn(cfg)
     auto_scale_lr = cfg.get('auto_scale_lr') or {}
