@@ -218,9 +218,7 @@ def test_two_process_ddp_killed_and_resumed_ends_with_the_same_weights_on_every_
 def _loader(dataset, workers: int, persistent: bool = False) -> DataLoader:
     sampler = ExactResumeSampler(dataset, shuffle=True, seed=3)
     kw = dict(persistent_workers=persistent) if workers else {}
-    return DataLoader(
-        dataset, batch_size=4, sampler=sampler, num_workers=workers, collate_fn=default_collate, **kw
-    )
+    return DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=workers, collate_fn=default_collate, **kw)
 
 
 def test_per_sample_seeding_makes_batches_independent_of_workers_and_leaves_the_main_rngs_alone():
