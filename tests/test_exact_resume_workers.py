@@ -33,11 +33,14 @@ from tests.helpers import tiny_mae
 ROOT = Path(__file__).resolve().parents[1]
 MAE = ROOT / 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 A2MIM = ROOT / 'configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py'
+FINETUNE = ROOT / 'configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py'
+FINETUNE_FROM_SCRATCH = 'model = dict(backbone=dict(init_cfg=None))\nval_cfg = val_dataloader = val_evaluator = None\n'
 ITERS = 24  # 128 samples / 16 = 8 iterations per epoch, 3 epochs; a checkpoint every 4 iterations
 SLOW_WRITE = 12  # the checkpoint write that is killed; the job then resumes from iter_8.pth, an epoch's end
 
 
 def recipe(demo: Path, workers: int, persistent: bool, ranks: int = 1, slow_write: int | None = None) -> str:
+    """The demo shrunk to ``ITERS`` iterations (16 images per step over all ranks), checkpointed every 4."""
     hooks = [f"dict(type='SlowCheckpointWriteHook', iteration={slow_write})"] if slow_write else []
     hooks.append("dict(type='SaveFinalWeightsHook')")
     return f"""
@@ -50,7 +53,7 @@ train_cfg = dict(max_epochs=3)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=4, max_keep_ckpts=-1))
 randomness = dict(seed=0, deterministic=True)
 custom_hooks = [{', '.join(hooks)}]
-"""
+""" + (FINETUNE_FROM_SCRATCH if demo == FINETUNE else '')
 
 
 def start(config: Path, work_dir: Path, *extra, ranks: int = 1) -> subprocess.Popen:
@@ -149,12 +152,16 @@ def assert_same_losses(reference: Path, resumed: Path) -> None:
             assert row['loss'] == loss[row['iter']], (run, row['iter'])
 
 
-# (how the job is stopped, at which iteration) in order; the first stop's iteration is drawn at random
+# (DataLoader workers, persistent) of each start, and how each start but the last is stopped: 'kill' / 'term' at a
+# random iteration (before the killed write: 2-7; after it: 14-22), 'kill_in_write' while iter_12.pth is written
 CHAINS = {
-    # the issue's case: MAE, 2 persistent workers; the kill in a write resumes from the epoch-end checkpoint iter_8
+    # the issue's case: MAE (masks drawn on the device), 2 persistent workers; the kill in the write resumes from
+    # iter_8.pth, written at the end of epoch 1
     'mae-2-persistent-workers': (MAE, [(2, True)] * 4, ['kill', 'kill_in_write', 'term']),
     # masks drawn in the pipeline; every start with other workers (augmentations do not depend on them)
     'a2mim-pipeline-masks': (A2MIM, [(1, False), (2, True), (0, False), (2, False)], ['term', 'kill_in_write', 'kill']),
+    # fine-tuning: drop path, RandAugment (Python's random), Mixup/CutMix (numpy, main process), random erasing, EMA
+    'finetune-mixup-droppath': (FINETUNE, [(2, True), (1, True), (2, False)], ['kill_in_write', 'term']),
 }
 
 
@@ -162,20 +169,22 @@ CHAINS = {
 def test_killed_and_resumed_runs_end_bit_identical_to_the_uninterrupted_run(tmp_path, name):
     demo, workers, stops = CHAINS[name]
     rng = random.Random()
-    first = rng.randint(2, 7)  # a random moment before the write that is killed
-    when = {'kill': first, 'term': first, 'kill_in_write': SLOW_WRITE}
-    when[stops[2]] = rng.randint(14, 22)  # after the resume from iter_8.pth
-    why = f'{name}: stops {[(s, when[s]) for s in stops]}'
+    written = stops.index('kill_in_write')
+    when = [
+        SLOW_WRITE if s == 'kill_in_write' else rng.randint(2, 7) if i < written else rng.randint(14, 22)
+        for i, s in enumerate(stops)
+    ]
+    why = f'{name}: stops {list(zip(stops, when, strict=True))}'
 
     (tmp_path / 'ref.py').write_text(recipe(demo, 0, False))
     reference = start(tmp_path / 'ref.py', tmp_path / 'ref')
     cut, outs = tmp_path / 'cut', []
     for i, (nw, persistent) in enumerate(workers):
         cfg = tmp_path / f'start{i}.py'
-        cfg.write_text(recipe(demo, nw, persistent, slow_write=SLOW_WRITE if i < 2 else None))
+        cfg.write_text(recipe(demo, nw, persistent, slow_write=SLOW_WRITE if i <= written else None))
         proc = start(cfg, cut, *(['--resume'] if i else []))
         if i < len(stops):
-            outs.append(interrupt(proc, cut, stops[i], when[stops[i]]))
+            outs.append(interrupt(proc, cut, stops[i], when[i]))
         else:
             rc, out = finish(proc)
             assert rc == 0, (why, out[-3000:])
@@ -188,7 +197,7 @@ def test_killed_and_resumed_runs_end_bit_identical_to_the_uninterrupted_run(tmp_
             # the next start removes it, says so, and keeps the complete checkpoint it resumes from
     removal = next(out for out in outs if 'left by interrupted checkpoint writes' in out)
     assert str(leftover) in removal and not leftover.exists() and resume_from.is_file(), why
-    assert outs.index(removal) == stops.index('kill_in_write') + 1, why
+    assert outs.index(removal) == written + 1, why
     assert 'restored the RNG states saved at iteration' in outs[-1], why
 
     rc, out = finish(reference)
