@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from mimlab.datasets import BuiltinDataset, ExactResumeSampler, default_collate
-from mimlab.datasets.samplers import SampleKey
+from mimlab.datasets.samplers import SampleKey, SeededFetch
 from mimlab.utils import load_checkpoint_weights_only
 from tests.helpers import tiny_mae
 
@@ -270,6 +270,9 @@ def test_sample_keys_are_ints_that_survive_pickling():
     dataset = BuiltinDataset(num_samples=8, img_size=8, pipeline=[])
     assert all(isinstance(k, SampleKey) and k.epoch == 0 for k in ExactResumeSampler(dataset, seed=1))
     assert all(type(k) is int for k in ExactResumeSampler(dataset, seed=1, seed_samples=False))
+    # the seeded fetch travels with the dataset to spawned workers and fetches from that copy
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert isinstance(copy.__getitems__, SeededFetch) and copy.__getitems__.dataset is copy
 
 
 def test_leftovers_of_interrupted_writes_are_removed_at_start_and_complete_checkpoints_never(tmp_path):

@@ -50,8 +50,8 @@ def seed_sample(seed: int, epoch: int, index: int) -> None:
 
     The seeds are words of one ``numpy.random.SeedSequence`` over the triple, so neighbouring indices or epochs give
     unrelated streams: 64 bits for Python and torch, 32 for numpy (seeding its legacy generator from an int takes
-    3 us, from an array 17 us; 16-22 us per sample in all on the CPU this was written on). CUDA generators are left alone (pipelines run on the
-    CPU; a main process that runs them keeps its CUDA stream).
+    3 us, from an array 17 us; 16-22 us per sample in all on the CPU this was written on). CUDA generators are left
+    alone (pipelines run on the CPU; a main process that runs them keeps its CUDA stream).
 
     Args:
         seed: The run's data seed (non-negative).
