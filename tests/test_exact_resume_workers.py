@@ -153,7 +153,7 @@ def assert_same_losses(reference: Path, resumed: Path) -> None:
 
 
 # (DataLoader workers, persistent) of each start, and how each start but the last is stopped: 'kill' / 'term' at a
-# random iteration (before the killed write: 2-7; after it: 14-22), 'kill_in_write' while iter_12.pth is written
+# random iteration (before the killed write: 2-7; after it: 14-20), 'kill_in_write' while iter_12.pth is written
 CHAINS = {
     # the case: MAE (masks drawn on the device), 2 persistent workers; the kill in the write resumes from
     # iter_8.pth, written at the end of epoch 1
@@ -171,7 +171,7 @@ def test_killed_and_resumed_runs_end_bit_identical_to_the_uninterrupted_run(tmp_
     rng = random.Random()
     written = stops.index('kill_in_write')
     when = [
-        SLOW_WRITE if s == 'kill_in_write' else rng.randint(2, 7) if i < written else rng.randint(14, 22)
+        SLOW_WRITE if s == 'kill_in_write' else rng.randint(2, 7) if i < written else rng.randint(14, 20)
         for i, s in enumerate(stops)
     ]
     why = f'{name}: stops {list(zip(stops, when, strict=True))}'
