@@ -33,6 +33,7 @@ from tests.helpers import tiny_mae
 ROOT = Path(__file__).resolve().parents[1]
 MAE = ROOT / 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 A2MIM = ROOT / 'configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py'
+MIXMIM = ROOT / 'configs/demo/mixmim_mixmim-test_1xb64-coslr-10e_builtin-64px.py'
 FINETUNE = ROOT / 'configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py'
 FINETUNE_FROM_SCRATCH = 'model = dict(backbone=dict(init_cfg=None))\nval_cfg = val_dataloader = val_evaluator = None\n'
 ITERS = 24  # 128 samples / 16 = 8 iterations per epoch, 3 epochs; a checkpoint every 4 iterations
@@ -207,8 +208,9 @@ def test_killed_and_resumed_runs_end_bit_identical_to_the_uninterrupted_run(tmp_
 
 
 def test_two_process_ddp_killed_and_resumed_ends_with_the_same_weights_on_every_rank(tmp_path):
+    """MixMIM (masks drawn on the device, one stream per rank), 1 persistent worker per rank."""
     cfg = tmp_path / 'ddp.py'
-    cfg.write_text(recipe(MAE, 1, True, ranks=2))
+    cfg.write_text(recipe(MIXMIM, 1, True, ranks=2))
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     reference = start(cfg, full, ranks=2)
     killed_at = random.Random().randint(5, 15)
