@@ -24,6 +24,7 @@ add:
 import torch
 from mmengine.runner import EpochBasedTrainLoop as _MMEngineEpochLoop
 from mmengine.runner import IterBasedTrainLoop as _MMEngineIterLoop
+from torch.utils.data import DataLoader
 
 from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import LOOPS
@@ -44,7 +45,7 @@ def _state_hook(runner) -> TrainStateHook:
 
 def _own_generator(loop) -> None:
     """Give the loop's DataLoader a generator of its own (module docstring), unless the config gave it one."""
-    if loop.dataloader.generator is None:
+    if isinstance(loop.dataloader, DataLoader) and loop.dataloader.generator is None:
         seed = loop.runner.seed if loop.runner.seed is not None else 0
         loop.dataloader.generator = torch.Generator().manual_seed(seed)
 
@@ -93,7 +94,7 @@ class ExactResumeEpochBasedTrainLoop(_MMEngineEpochLoop):
             how = 'sampler skip' if by_sampler else 'drawing and discarding batches'
             self.runner.logger.info(f'resuming epoch {self._epoch + 1} at batch {done + 1} ({how})')
             if not by_sampler:
-                for _ in range(done):  # without workers, their transforms may draw from the main process's RNGs
+                for _ in range(done):  # without workers their transforms run here, and may draw from our RNGs
                     next(batches)
         _restore_rng(self)
         for idx, data_batch in enumerate(batches, start=done):
