@@ -1,7 +1,8 @@
-"""Resume is bit-exact with DataLoader workers: real ``tools/train.py`` jobs killed (SIGKILL at a random iteration,
-SIGKILL in the middle of a checkpoint write, SIGTERM) and resumed end with the uninterrupted job's weights, optimizer
-state, schedulers and RNG states, for MAE (masks drawn on the device) and A2MIM (masks drawn in the pipeline), single
-process and 2-process DDP; leftovers of killed checkpoint writes are removed when a run starts.
+"""Resume is bit-exact with DataLoader workers: real ``tools/train.py`` jobs stopped from outside (SIGKILL at a random
+iteration, SIGKILL in the middle of a checkpoint write, SIGTERM) and resumed end with the uninterrupted job's weights,
+optimizer state, schedulers and RNG states: MAE (masks drawn on the device), A2MIM (masks drawn in the pipeline), the
+fine-tuning recipe (drop path, RandAugment, Mixup/CutMix, random erasing), and MixMIM under 2-process DDP. Leftovers
+of killed checkpoint writes are removed when a run starts, complete checkpoints never.
 
 The uninterrupted reference runs without workers: per-sample seeding makes a sample's augmentations independent of
 the worker count, so the same final state also shows that.
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from mimlab.datasets import BuiltinDataset, ExactResumeSampler, default_collate
 from mimlab.datasets.samplers import SampleKey, SeededFetch
+from mimlab.registry import DATASETS
 from mimlab.utils import load_checkpoint_weights_only
 from tests.helpers import tiny_mae
 
@@ -195,7 +197,7 @@ def test_killed_and_resumed_runs_end_bit_identical_to_the_uninterrupted_run(tmp_
             resume_from = Path((cut / 'last_checkpoint').read_text())
             assert resume_from.is_file() and resume_from.name != f'iter_{SLOW_WRITE}.pth', why
             assert leftover.stat().st_size > 0
-            # the next start removes it, says so, and keeps the complete checkpoint it resumes from
+    # the start after the killed write removed its leftover, said so, and kept the checkpoint it resumed from
     removal = next(out for out in outs if 'left by interrupted checkpoint writes' in out)
     assert str(leftover) in removal and not leftover.exists() and resume_from.is_file(), why
     assert outs.index(removal) == written + 1, why
@@ -239,8 +241,6 @@ def test_per_sample_seeding_makes_batches_independent_of_workers_and_leaves_the_
         dict(type='SimMIMMaskGenerator', input_size=16, mask_patch_size=4, model_patch_size=4, mask_ratio=0.6),
         dict(type='PackInputs'),
     ]
-    from mimlab.registry import DATASETS
-
     def epochs(workers, persistent=False):
         dataset = DATASETS.build(dict(type='BuiltinDataset', num_samples=12, img_size=24, pipeline=pipeline))
         loader = _loader(dataset, workers, persistent)
