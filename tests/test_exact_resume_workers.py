@@ -241,6 +241,7 @@ def test_per_sample_seeding_makes_batches_independent_of_workers_and_leaves_the_
         dict(type='SimMIMMaskGenerator', input_size=16, mask_patch_size=4, model_patch_size=4, mask_ratio=0.6),
         dict(type='PackInputs'),
     ]
+
     def epochs(workers, persistent=False):
         dataset = DATASETS.build(dict(type='BuiltinDataset', num_samples=12, img_size=24, pipeline=pipeline))
         loader = _loader(dataset, workers, persistent)
