@@ -31,6 +31,7 @@ mimlab's configs name it (``sampler=dict(type='ExactResumeSampler', shuffle=True
 discarding the used batches, and augmentations made in workers are not reproduced after a resume.
 """
 
+import itertools
 from collections.abc import Iterator
 
 from mmengine.dataset import DefaultSampler as _MMEngineDefaultSampler
@@ -111,6 +112,7 @@ class ExactResumeSampler(_MMEngineDefaultSampler):
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
         skip, self._skip = self._skip, 0
-        if self.seed_samples:
-            return iter([SampleKey(i, self.seed, self.epoch) for i in indices[skip:]])
-        return iter(indices[skip:])
+        if not self.seed_samples:
+            return iter(indices[skip:])
+        seed, epoch = self.seed, self.epoch  # read now, not when the keys are drawn
+        return (SampleKey(i, seed, epoch) for i in itertools.islice(indices, skip, None))  # one key at a time
