@@ -3,7 +3,7 @@
 Nothing here imports any other part of mimlab (``tests/test_layering.py`` checks it).
 """
 
-from .atomic_io import atomic_write
+from .atomic_io import atomic_write, interrupted_writes
 from .checkpoint import (
     NotACheckpointError,
     allow_mmengine_checkpoint_types,
@@ -17,6 +17,7 @@ from .rng import get_rng_state, set_rng_state
 
 __all__ = [
     'atomic_write',
+    'interrupted_writes',
     'collect_env',
     'allow_mmengine_checkpoint_types',
     'NotACheckpointError',
