@@ -2,6 +2,8 @@ from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
 from .imagenet import CustomDataset, ImageNet
 from .samplers import ExactResumeSampler
+from .shards import WebDataset
+from .streaming import StreamedDataset
 from .transforms import (
     LoadImageRandomResizedCrop,
     MAERandomResizedCrop,
@@ -20,6 +22,8 @@ __all__ = [
     'ImageNet',
     'default_collate',
     'ExactResumeSampler',
+    'StreamedDataset',
+    'WebDataset',
     'LoadImageRandomResizedCrop',
     'MAERandomResizedCrop',
     'PackEncodedWithCrop',
