@@ -348,10 +348,10 @@ def _check_shard(job: tuple) -> tuple[int, list[tuple[str, str, str]]]:
     from .verify import check_image_bytes
 
     url, entry, image_keys = job
-    name, bad, n = shard_label(url), [], 0
+    name, bad, n, last = shard_label(url), [], 0, None
     try:
         for key, members in iter_shard_members(url):
-            n += 1
+            n, last = n + 1, key
             ext = next((e for e in image_keys if e in members), None)
             reason = 'no image member' if ext is None else check_image_bytes(members[ext])
             if reason is not None:
@@ -360,7 +360,8 @@ def _check_shard(job: tuple) -> tuple[int, list[tuple[str, str, str]]]:
         bad.append((name, '-', str(e)))
     if entry is not None:
         if n != entry['samples']:
-            bad.append((name, '-', f'{n} samples, the manifest says {entry["samples"]}'))
+            truncated = f' (truncated after key {last!r}?)' if n < entry['samples'] else ''
+            bad.append((name, '-', f'{n} samples, the manifest says {entry["samples"]}{truncated}'))
         if entry.get('sha256') and osp.isfile(url):
             digest = hashlib.sha256()
             with open(url, 'rb') as f:

@@ -291,11 +291,11 @@ class StreamedDataset(torch.utils.data.IterableDataset):
         """The raw samples of positions ``[start, start + count)`` in reading order; exactly ``count`` items
         (``BadSample`` in place of unreadable ones with ``skip_bad_images``)."""
         for shard, first, end in self.segments(start, start + count):
-            got = 0
+            got, last = 0, None
             try:
                 for item in self.read_shard(shard, first):
                     yield item
-                    got += 1
+                    got, last = got + 1, item[0]
                     if got == end - first:
                         break
             except Exception as e:
@@ -303,7 +303,8 @@ class StreamedDataset(torch.utils.data.IterableDataset):
                     raise
                 reason = f'{type(e).__name__}: {e}'
             else:
-                reason = 'the shard ended early'
+                total = int(self._sizes[shard])
+                reason = f'truncated: it ends after {first + got} of its {total} samples (last: {last})'
             if got < end - first:
                 for _ in range(end - first - got):
                     yield f'{self.shard_name(shard)}', BadSample(self.shard_name(shard), reason)
