@@ -1,5 +1,6 @@
 from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
+from .hf import HFDataset, HFIterableDataset
 from .imagenet import CustomDataset, ImageNet
 from .samplers import ExactResumeSampler
 from .shards import WebDataset
@@ -21,6 +22,8 @@ __all__ = [
     'CustomDataset',
     'ImageNet',
     'default_collate',
+    'HFDataset',
+    'HFIterableDataset',
     'ExactResumeSampler',
     'StreamedDataset',
     'WebDataset',
