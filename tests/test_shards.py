@@ -271,3 +271,13 @@ def test_converter_and_verify_tools(shards, tmp_path):
     )
     assert run.returncode == 1
     assert 'train-000002.tar' in run.stdout and 'truncated' in run.stdout
+
+
+def test_benchmark_files_vs_shards_reads_the_same_images(shards, tmp_path):
+    from mimlab.analysis.pipeline_timing import benchmark_files_vs_shards
+
+    paths = sorted(str(p) for p in (shards.parent / 'folder/train').rglob('*.jpg'))[:24]
+    pipeline = [dict(type='LoadImageRandomResizedCrop', scale=16), dict(type='PackInputs')]
+    out = benchmark_files_vs_shards(pipeline, paths, str(tmp_path / 'b'), batch_size=8, samples_per_shard=10)
+    assert out['files']['num_images'] == out['shards']['num_images'] == 24
+    assert out['shards']['images_per_s'] > 0 and (tmp_path / 'b/train-000002.tar').is_file()

@@ -63,6 +63,62 @@ def _split_key(name: str) -> tuple[str, str]:
     return key, ext.lower()
 
 
+_ZERO_BLOCK = bytes(512)
+
+
+def _octal(field: bytes) -> int:
+    """A tar header number: octal text, or base-256 when the first byte has its high bit set (GNU, > 8 GiB)."""
+    if field[:1] and field[0] & 0x80:
+        return int.from_bytes(field[1:], 'big')
+    field = field.split(b'\0', 1)[0].strip()
+    return int(field, 8) if field else 0
+
+
+def tar_members(stream) -> Iterator[tuple[str, bytes]]:
+    """``(name, data)`` of each regular file of an uncompressed tar stream, read sequentially.
+
+    A lean reader: Python's ``tarfile`` (which webdataset's ``tar_file_iterator`` uses) spends ~0.25 ms per member
+    here in its stream layer and ``TarInfo`` objects, 7 % of the time the fast path needs to decode and crop a
+    500 x 375 JPEG; this one reads each 512-byte header and the data with two ``read`` calls. It understands the
+    ustar, GNU long-name (``L``) and pax (``x``) headers; directories, links and pax globals are passed over.
+
+    Raises:
+        EOFError: The stream ends inside a header or a member. tarfile.ReadError: A header's checksum is wrong.
+    """
+    long_name = None
+    while True:
+        header = stream.read(512)
+        if len(header) < 512:
+            if not header:
+                return  # no end-of-archive blocks, but ended at a member boundary (as tarfile accepts)
+            raise EOFError('truncated header')
+        if header == _ZERO_BLOCK:
+            return
+        checksum = sum(header[:148]) + 256 + sum(header[156:])  # the checksum field counts as 8 spaces
+        if checksum != _octal(header[148:156]):
+            raise tarfile.ReadError('bad header checksum')
+        size, kind = _octal(header[124:136]), header[156:157]
+        data = stream.read(size)
+        if len(data) < size:
+            raise EOFError(f'unexpected end of data ({len(data)} of {size} bytes)')
+        if size % 512:
+            stream.read(512 - size % 512)
+        if kind == b'L':
+            long_name = data.rstrip(b'\0').decode()
+        elif kind == b'x':
+            for record in data.decode().split('\n'):
+                key, _, value = record.partition(' ')[2].partition('=')
+                if key == 'path':
+                    long_name = value
+        elif kind in (b'0', b'\0', b'7'):
+            name = header[:100].split(b'\0', 1)[0].decode()
+            prefix = header[345:500].split(b'\0', 1)[0].decode() if header[257:262] == b'ustar' else ''
+            yield long_name or (f'{prefix}/{name}' if prefix else name), data
+            long_name = None
+        elif kind != b'g':
+            long_name = None
+
+
 def iter_shard_members(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, {ext: bytes})`` for each sample of a shard, in tar order.
 
@@ -70,7 +126,6 @@ def iter_shard_members(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
         OSError: naming the shard and the last complete key when the shard cannot be opened or ends inside a member.
     """
     from webdataset.gopen import gopen
-    from webdataset.tariterators import tar_file_iterator
 
     name = shard_label(url)
     key, members, last = None, {}, None
@@ -79,13 +134,15 @@ def iter_shard_members(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     except Exception as e:
         raise OSError(f'shard {url}: cannot open it: {type(e).__name__}: {e}') from e
     try:
-        for m in tar_file_iterator(stream):
-            k, ext = _split_key(m['fname'])
+        for fname, data in tar_members(stream):
+            if fname.startswith('__') or '/__' in fname:  # webdataset's meta members (__key__ ...)
+                continue
+            k, ext = _split_key(fname)
             if k != key and key is not None:
                 yield key, members
                 last, members = key, {}
             key = k
-            members[ext] = m['data']
+            members[ext] = data
         if key is not None:
             yield key, members
     except (tarfile.TarError, OSError, EOFError) as e:
