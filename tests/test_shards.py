@@ -155,6 +155,30 @@ def test_resumed_epoch_gives_the_remaining_batches_of_the_uninterrupted_one(shar
     assert rest == batches[done:]
 
 
+class CountingWebDataset(WebDataset):
+    """Counts the samples it reads from the shards (raw, before any decoding)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.read = 0
+
+    def read_shard(self, shard, start):
+        for item in super().read_shard(shard, start):
+            self.read += 1
+            yield item
+
+
+def test_a_resumed_slot_starts_reading_near_where_it_stopped(shards):
+    kw = dict(urls=PATTERN, data_root=str(shards), shuffle_buffer=4, pipeline=[dict(type='PackInputs')])
+    full, resumed = CountingWebDataset(**kw), CountingWebDataset(**kw)
+    full.set_batch_size(4)
+    resumed.set_batch_size(4)
+    resumed.skip(20 * 4)  # 20 of 25 batches done (one worker)
+    keys = [s['data_samples'].img_path for s in full]
+    assert [s['data_samples'].img_path for s in resumed] == keys[80:]
+    assert full.read == NUM and resumed.read < 40  # not the 80 given before the interruption
+
+
 def test_fast_path_on_bytes_equals_the_file_path_and_png_decodes(shards, tmp_path):
     from mmengine.registry import DefaultScope
 
@@ -281,3 +305,23 @@ def test_benchmark_files_vs_shards_reads_the_same_images(shards, tmp_path):
     out = benchmark_files_vs_shards(pipeline, paths, str(tmp_path / 'b'), batch_size=8, samples_per_shard=10)
     assert out['files']['num_images'] == out['shards']['num_images'] == 24
     assert out['shards']['images_per_s'] > 0 and (tmp_path / 'b/train-000002.tar').is_file()
+
+
+def test_gpu_decode_packer_and_json_labels(tmp_path):
+    import json
+
+    import cv2
+
+    img = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    cv2_jpeg = cv2.imencode('.jpg', img)[1].tobytes()
+    jpg = {'jpg': cv2_jpeg, 'json': json.dumps(dict(label=7, caption='x'))}
+    write_shards([(f'{i:03d}', jpg) for i in range(4)], str(tmp_path), samples_per_shard=2, progress=False)
+    ds = WebDataset(
+        urls='train-{000000..000001}.tar',
+        data_root=str(tmp_path),
+        shuffle=False,
+        pipeline=[dict(type='PackEncodedWithCrop', scale=16)],
+    )
+    out = next(iter(ds))
+    assert bytes(out['inputs'].numpy()) == cv2_jpeg  # the member's bytes, for the device decoder
+    assert out['data_samples'].ori_shape == (40, 56) and int(out['data_samples'].gt_label) == 7

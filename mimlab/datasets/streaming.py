@@ -16,10 +16,11 @@ An ``IterableDataset`` does not go through a sampler, so this module decides its
 4. **Shuffling.** The shard order of each pass is a permutation drawn from ``(seed, pass)``; each slot mixes its
    stream in a bounded buffer of ``shuffle_buffer`` samples drawn from ``(seed, epoch, rank, slot)``.
 5. **Resume.** After ``k`` batches of an epoch, slot ``s`` has given its first ``m_s`` samples (its batches among the
-   first ``k``); a resumed iterator replays slot ``s``'s reading and buffer without decoding those ``m_s`` samples,
-   and gives worker ``w`` slot ``(w + k) mod W``, so the ``DataLoader``'s round robin, which starts at worker 0,
-   continues with batch ``k``. The remaining batches are those of the uninterrupted run, as long as the seed, the
-   number of ranks, workers and the batch size are the same.
+   first ``k``). The buffer's output order is a function of positions alone, so a resumed iterator computes it on
+   integers, starts reading at the earliest position it still has to give (typically within a few buffer lengths of
+   the interruption point, not at the start of the slot), and gives worker ``w`` slot ``(w + k) mod W``, so the
+   ``DataLoader``'s round robin, which starts at worker 0, continues with batch ``k``. The remaining batches are those
+   of the uninterrupted run, as long as the seed, the number of ranks, workers and the batch size are the same.
 
 The epoch, the number of samples to skip and the batch size live in a small shared-memory tensor, so the main
 process updates them for persistent workers too (:meth:`set_epoch`, :meth:`skip`, :meth:`set_batch_size`;
@@ -329,12 +330,6 @@ class StreamedDataset(torch.utils.data.IterableDataset):
         for j in rng.permutation(len(buf)):
             yield buf[j]
 
-    def slot_keys(self, epoch: int, rank: int, workers: int, batch_size: int, slot: int) -> list[str]:
-        """The ``where`` of every sample slot ``slot`` gives in an epoch, in order, without running the pipeline."""
-        start, count, _ = self.slot_plan(epoch, rank, workers, batch_size)[slot]
-        rng = np.random.default_rng((self.seed, epoch, rank, slot))
-        return [where for where, _ in self._shuffled(self._raw_stream(start, count), rng)]
-
     # -- iteration ---------------------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict]:
@@ -350,10 +345,28 @@ class StreamedDataset(torch.utils.data.IterableDataset):
         start, count, num_batches = plan[slot]
         consumed = min(len(range(slot, done, workers)) * batch, count)  # this slot's samples in the done batches
         rng = np.random.default_rng((self.seed, epoch, self.rank, slot))
-        stream = self._shuffled(self._raw_stream(start, count), rng)
-        for _ in range(consumed):  # read (not decoded) to replay the buffer
-            next(stream)
-        yield from self._prepared(stream)
+        yield from self._prepared(self._slot_stream(start, count, consumed, rng))
+
+    def _slot_stream(self, start: int, count: int, consumed: int, rng: np.random.Generator) -> Iterator:
+        """The raw samples of a slot in their shuffled order, from its ``consumed``-th on.
+
+        The buffer's order depends only on positions, so it is computed on ``range(count)`` first; a resumed slot
+        then starts reading at the earliest position it still has to give (not at its start), and keeps the samples
+        read ahead of their turn, at most as many as the buffer held at that point of the uninterrupted run.
+        """
+        order = list(self._shuffled(iter(range(count)), rng))[consumed:]  # slot positions, in the order given
+        if not order:
+            return
+        first = min(order)
+        wanted = set(order)
+        raw, pos, held = self._raw_stream(start + first, count - first), first, {}
+        for q in order:
+            while q not in held:
+                item = next(raw)
+                if pos in wanted:  # others were given before the resume
+                    held[pos] = item
+                pos += 1
+            yield held.pop(q)
 
     def _prepared(self, stream: Iterator) -> Iterator[dict]:
         """The pipeline's output for each raw sample; with ``skip_bad_images`` a failure is replaced by the next

@@ -39,6 +39,16 @@ class StreamedDatasetHook(Hook):
         self._loaded = None
         self._workers_saved = None
 
+    def before_train(self, runner) -> None:
+        from mmengine.runner import IterBasedTrainLoop
+
+        if isinstance(runner.train_loop, IterBasedTrainLoop) and streamed_dataset(runner.train_loop.dataloader):
+            runner.logger.warning(
+                'a streamed dataset under an iteration-based loop: mmengine restarts the data iterator without '
+                "telling the dataset the next epoch, so every pass repeats the first epoch's order; use an "
+                "epoch-based loop (train_cfg.type='ExactResumeEpochBasedTrainLoop')"
+            )
+
     def before_train_epoch(self, runner) -> None:
         loader = runner.train_loop.dataloader
         dataset = streamed_dataset(loader)
