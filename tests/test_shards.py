@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mimlab.datasets import ImageNet, WebDataset, write_builtin_dataset
+from mimlab.datasets import BuiltinDataset, ImageNet, WebDataset, write_builtin_dataset
 from mimlab.datasets.shards import samples_from_files, verify_shards, write_shards
 from mimlab.datasets.streaming import rank_slot_ranges
 
@@ -195,8 +195,6 @@ def test_fast_path_on_bytes_equals_the_file_path_and_png_decodes(shards, tmp_pat
 
     png = _write(tmp_path, 'png')  # lossless: decodes to exactly the rendered images
     ds = WebDataset(urls=PATTERN, data_root=str(png), shuffle=False, pipeline=[dict(type='PackInputs')])
-    from mimlab.datasets import BuiltinDataset
-
     ref = BuiltinDataset(num_samples=NUM, img_size=32, lazy_init=True)
     for sample in list(ds)[:5]:
         idx = int(sample['data_samples'].img_path.split('/')[1].split('.')[0])
@@ -325,3 +323,28 @@ def test_gpu_decode_packer_and_json_labels(tmp_path):
     out = next(iter(ds))
     assert bytes(out['inputs'].numpy()) == cv2_jpeg  # the member's bytes, for the device decoder
     assert out['data_samples'].ori_shape == (40, 56) and int(out['data_samples'].gt_label) == 7
+
+
+@pytest.mark.parametrize('ext', ['png', 'webp'])
+def test_non_jpeg_members_take_the_slower_path_with_the_same_pixels_as_files(tmp_path, ext):
+    import cv2
+    from mmengine.registry import DefaultScope
+
+    from mimlab.registry import TRANSFORMS
+
+    img, _ = BuiltinDataset(num_samples=1, img_size=40, lazy_init=True).render(0)
+    params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == 'webp' else []  # 101: lossless WebP
+    data = cv2.imencode(f'.{ext}', img, params)[1].tobytes()
+    (tmp_path / f'a.{ext}').write_bytes(data)
+    write_shards([('000', {ext: data, 'cls': '1'})], str(tmp_path / 's'), progress=False)
+    fast = [dict(type='LoadImageRandomResizedCrop', scale=16, reduced_decode=True), dict(type='PackInputs')]
+    ds = WebDataset(urls='train-000000.tar', data_root=str(tmp_path / 's'), shuffle=False, pipeline=fast)
+    with DefaultScope.overwrite_default_scope('mimlab'):
+        t = TRANSFORMS.build(fast[0])
+    np.random.seed(0)
+    from_shard = next(iter(ds))['inputs'].numpy().transpose(1, 2, 0)
+    np.random.seed(0)
+    from_file = t(dict(img_path=str(tmp_path / f'a.{ext}')))['img']
+    assert np.array_equal(from_shard, from_file) and from_shard.std() > 0
+    plain = WebDataset(urls='train-000000.tar', data_root=str(tmp_path / 's'), pipeline=[dict(type='PackInputs')])
+    assert np.array_equal(next(iter(plain))['inputs'].numpy(), img.transpose(2, 0, 1))  # lossless: the rendered image
