@@ -5,10 +5,10 @@ An ``IterableDataset`` does not go through a sampler, so this module decides its
 
 1. **Flat positions.** The shards' samples, in a shard order drawn from ``(seed, pass)``, form one pass of ``N``
    positions; passes follow each other, so position ``q`` is sample ``q mod N`` of pass ``q // N``. Epoch ``e``
-   covers positions ``[e * E, (e + 1) * E)`` with ``E = samples_per_epoch`` (``N`` by default, so then pass ==
-   epoch). Within a pass every sample is read exactly once.
-2. **Ranks.** Rank ``r`` of ``R`` takes the contiguous range ``[r * L, (r + 1) * L)`` of its epoch,
-   ``L = E // R`` (the ``E mod R`` last positions of an epoch are left to the next pass).
+   covers the ``R * L`` positions from ``e * R * L`` on, ``L = E // R`` and ``E = samples_per_epoch`` (``N`` by
+   default, so pass == epoch when ``R`` divides ``N``; otherwise the ``E mod R`` positions left roll over into the
+   next epoch, none is dropped). Within a pass every sample is read exactly once.
+2. **Ranks.** Rank ``r`` of ``R`` takes the contiguous range ``[r * L, (r + 1) * L)`` of its epoch.
 3. **Workers.** The rank's ``ceil(L / B)`` batches of ``B`` (the loader's batch size, the last one shorter) are dealt
    to the ``W`` workers round robin, as torch's ``DataLoader`` collects them: batch ``k`` comes from *slot*
    ``k mod W``. Slot ``s`` reads a contiguous sub-range of the rank's range as long as its batches, so a worker opens
@@ -120,7 +120,7 @@ class StreamedDataset(torch.utils.data.IterableDataset):
     """Base of the shard-reading datasets: subclasses list the shards and read one.
 
     Subclasses implement :meth:`shard_sizes` (samples per shard, known before reading) and
-    :meth:`read_shard` (the samples of one shard from a given index on, as ``(key, raw)`` pairs), and
+    :meth:`read_shard` (the samples of one shard from a given index on, as ``(where, raw)`` pairs), and
     :meth:`to_results` (raw sample -> pipeline input).
 
     Args:
@@ -285,7 +285,7 @@ class StreamedDataset(torch.utils.data.IterableDataset):
     def slot_plan(self, epoch: int, rank: int, workers: int, batch_size: int) -> list[tuple[int, int, int]]:
         """Per worker slot: (first flat position, samples, batches) in epoch ``epoch`` of rank ``rank``."""
         per_rank = len(self)
-        base = epoch * self.samples_per_epoch + rank * per_rank
+        base = (epoch * self.world_size + rank) * per_rank  # an epoch is R * L positions: E mod R roll over
         return [(base + s, n, k) for s, n, k in rank_slot_ranges(per_rank, batch_size, workers)]
 
     def _raw_stream(self, start: int, count: int) -> Iterator[tuple[str, object]]:
