@@ -63,3 +63,16 @@ def test_parquet_files_streamed_once_per_epoch_and_resumed(saved, tmp_path):
     resumed.set_epoch(1)
     resumed.skip(5 * 8)
     assert _keys(resumed) == batches[5:]
+
+
+def test_verify_dataset_decodes_every_row_of_a_saved_dataset(saved, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(f"train_dataloader = dict(dataset=dict(type='HFDataset', path='{saved}'))\n")
+    path = Path(__file__).resolve().parents[1] / 'tools/misc/verify_dataset.py'
+    spec = importlib.util.spec_from_file_location('verify_dataset', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(cfg)]) == 0

@@ -32,6 +32,31 @@ def _verify_shards(urls, manifest, workers) -> int:
     return 1 if bad else 0
 
 
+def _verify_hf(dataset) -> int:
+    """Decode the image of every row of a saved Hugging Face dataset (``HFDataset``)."""
+    from mmengine.utils import ProgressBar
+
+    from mimlab.datasets.hf import _image_bytes
+    from mimlab.datasets.verify import check_image_bytes
+
+    bad, bar = [], ProgressBar(len(dataset))
+    for i in range(len(dataset)):
+        where = f'{dataset.name} row {i}'
+        try:
+            reason = check_image_bytes(_image_bytes(dataset.data[i][dataset.image_key], where))
+        except Exception as e:
+            reason = f'{type(e).__name__}: {e}'
+        if reason is not None:
+            bad.append((i, where, reason))
+        bar.update()
+    print()
+    for i, where, reason in bad:
+        print(f'{i}\t{where}\t{reason}')
+    n = len(dataset)
+    print(f'{len(bad)} of {n} images unreadable' if bad else f'all {n} images readable')
+    return 1 if bad else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?')
@@ -50,7 +75,7 @@ def main(argv=None) -> int:
         parser.error('give a CONFIG or --shards')
 
     from mimlab.apis import load_tool_config
-    from mimlab.datasets import WebDataset
+    from mimlab.datasets import HFDataset, WebDataset
     from mimlab.datasets.verify import verify_image_files
     from mimlab.registry import DATASETS
 
@@ -62,6 +87,8 @@ def main(argv=None) -> int:
     dataset = DATASETS.build(dataset_cfg)
     if isinstance(dataset, WebDataset):
         return _verify_shards(dataset.urls, args.manifest or dataset.manifest, args.workers)
+    if isinstance(dataset, HFDataset):
+        return _verify_hf(dataset)
     if not hasattr(dataset, 'get_data_info'):
         print(f'{type(dataset).__name__} has no image files to verify')
         return 0
