@@ -76,3 +76,13 @@ def test_verify_dataset_decodes_every_row_of_a_saved_dataset(saved, tmp_path):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main([str(cfg)]) == 0
+
+
+def test_arrow_files_of_a_saved_dataset_stream_too(saved):
+    files = sorted(str(p) for p in (saved / 'train').glob('*.arrow'))
+    ds = HFIterableDataset(data_files=files, shuffle=False, pipeline=[dict(type='PackInputs')])
+    samples = list(ds)
+    assert ds.shard_sizes() == [NUM] and len(samples) == NUM
+    img, label = BuiltinDataset(num_samples=NUM, img_size=48, lazy_init=True).render(5)
+    assert np.array_equal(samples[5]['inputs'].numpy(), img.transpose(2, 0, 1))
+    assert int(samples[5]['data_samples'].gt_label) == label

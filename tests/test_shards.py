@@ -248,6 +248,8 @@ def test_corrupt_member_and_missing_shard(shards, tmp_path):
     ds = dataset(bad, shuffle=False, pipeline=fast)
     with pytest.raises(RuntimeError, match=rf'shard train-000001\.tar, key {victim}'):
         list(loader(ds, workers=0))
+    skipping = dataset(bad, shuffle=False, pipeline=fast, skip_bad_images=True)
+    assert len(keys_of(loader(skipping, workers=2))) == NUM and skipping.num_skipped_images == 1
     n, problems = verify_shards([str(bad / f'train-{i:06d}.tar') for i in range(7)], str(bad / 'manifest.json'))
     assert n == NUM
     assert [(p[0], p[1]) for p in problems] == [('train-000001.tar', victim), ('train-000001.tar', '-')]
@@ -256,6 +258,10 @@ def test_corrupt_member_and_missing_shard(shards, tmp_path):
     (bad / 'train-000005.tar').unlink()
     with pytest.raises(OSError, match=r'shard .*train-000005\.tar: cannot open it'):
         list(loader(dataset(bad, shuffle=False), workers=1))
+    skipping = dataset(bad, shuffle=False, skip_bad_images=True)
+    keys = keys_of(loader(skipping, workers=2))
+    assert len(keys) == NUM and skipping.num_skipped_images == 15  # the missing shard's samples, replaced
+    assert not any(k.startswith('train-000005') for k in keys)
     with pytest.raises(FileNotFoundError, match=r'train-000005\.tar'):
         WebDataset(urls=PATTERN, data_root=str(bad), manifest='')  # counting the shards needs them all
 
@@ -361,3 +367,15 @@ def test_positions_left_by_an_uneven_split_roll_over_into_the_next_epoch(shards)
     assert len(seen) == 297
     # passes 0 and 1 read every sample once each, pass 2 97 of them (buffers mix across a pass boundary, so count)
     assert sorted(Counter(seen).values()) == [2] * 3 + [3] * 97
+
+
+def test_a_leading_load_image_from_file_is_replaced_by_decoding_the_member(shards):
+    import cv2
+
+    ds = dataset(shards, shuffle=False, pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
+    sample = next(iter(ds))
+    name, member = sample['data_samples'].img_path.split('/')
+    with tarfile.open(shards / name) as tar:
+        data = tar.extractfile(member).read()
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # what LoadImageFromFile gives
+    assert np.array_equal(sample['inputs'].numpy(), expected.transpose(2, 0, 1))

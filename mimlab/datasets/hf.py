@@ -213,15 +213,19 @@ class HFIterableDataset(StreamedDataset):
 
     def shard_sizes(self) -> list[int]:
         import fsspec
+        import pyarrow as pa
         import pyarrow.ipc as ipc
         import pyarrow.parquet as pq
 
         sizes = []
         for f in self.files:
             try:
+                if self._format(f) == 'arrow' and '://' not in f:  # an Arrow stream has no footer: map, don't read
+                    sizes.append(ipc.open_stream(pa.memory_map(f)).read_all().num_rows)
+                    continue
                 with fsspec.open(f, 'rb') as fh:
                     if self._format(f) == 'parquet':
-                        sizes.append(pq.ParquetFile(fh).metadata.num_rows)
+                        sizes.append(pq.ParquetFile(fh).metadata.num_rows)  # the footer only
                     else:
                         sizes.append(ipc.open_stream(fh).read_all().num_rows)
             except Exception as e:
