@@ -3,6 +3,7 @@ mid-epoch and resumed with ``--resume`` sees the samples of the uninterrupted ru
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 from mmengine.config import Config
@@ -56,8 +57,8 @@ def builtin_png_shards(out: Path) -> Path:
     return out
 
 
-def recorded(work_dir: Path) -> dict[int, list[str]]:
-    rows = [json.loads(line) for line in (work_dir / 'samples.jsonl').read_text().splitlines()]
+def recorded(work_dir: Path, name: str = 'samples.jsonl') -> dict[int, list[str]]:
+    rows = [json.loads(line) for line in (work_dir / name).read_text().splitlines()]
     return {r['iter']: r['samples'] for r in rows}
 
 
@@ -143,3 +144,33 @@ def hf_dataset(out: Path) -> Path:
     features = datasets.Features(image=datasets.Image(), label=datasets.ClassLabel(names=list(ds.metainfo['classes'])))
     datasets.DatasetDict(train=datasets.Dataset.from_dict(rows, features=features)).save_to_disk(str(out))
     return out
+
+
+def test_two_rank_training_from_shards_reads_each_sample_once_per_epoch(tmp_path):
+    """tools/dist_train.sh with 2 CPU ranks (gloo) x 2 workers: every rank its own half of each epoch."""
+    import os
+    import socket
+    import subprocess
+
+    shards = builtin_png_shards(tmp_path / 'shards')
+    cfg = BASE.format(demo=DEMO, shards=shards, pipeline=PIPELINE, batch=8)  # 96 / 2 ranks / 8 = 6 iterations
+    (tmp_path / 'ddp.py').write_text(cfg + 'default_hooks.update(checkpoint=dict(by_epoch=True, interval=10))\n')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', PORT=str(port), PYTHON=sys.executable)
+    run = subprocess.run(
+        ['bash', 'tools/dist_train.sh', str(tmp_path / 'ddp.py'), '2', '--work-dir', str(tmp_path / 'w')],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    ranks = [recorded(tmp_path / 'w', name) for name in ('samples.jsonl', 'samples.rank1.jsonl')]
+    for r in ranks:
+        assert sorted(r) == list(range(1, 13))  # 2 epochs x 6 iterations on each rank
+    for epoch in (0, 1):
+        seen = [p for r in ranks for i in range(6 * epoch + 1, 6 * epoch + 7) for p in r[i]]
+        assert len(seen) == NUM and len(set(seen)) == NUM
