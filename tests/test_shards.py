@@ -379,3 +379,20 @@ def test_a_leading_load_image_from_file_is_replaced_by_decoding_the_member(shard
         data = tar.extractfile(member).read()
     expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # what LoadImageFromFile gives
     assert np.array_equal(sample['inputs'].numpy(), expected.transpose(2, 0, 1))
+
+
+def test_augmentations_are_seeded_per_sample_whatever_the_workers(shards):
+    pipeline = [dict(type='LoadImageRandomResizedCrop', scale=16, flip_prob=0.5), dict(type='PackInputs')]
+    crops = {}
+    for workers in (0, 1, 3):
+        ds = dataset(shards, pipeline=pipeline)
+        ds.set_epoch(1)
+        samples = [s for b in loader(ds, batch_size=4, workers=workers) for s in b]
+        crops[workers] = {s['data_samples'].img_path: s['inputs'].numpy().tobytes() for s in samples}
+    assert crops[0] != {} and len(crops[0]) == NUM
+    assert len(set(crops[0].values())) > NUM // 2  # they differ from sample to sample
+    # another worker count: the samples come in another order but each gets the same crop and flip (same pixels)
+    assert crops[0] == crops[1] and crops[0] == crops[3]
+    state = np.random.get_state()[1].copy()
+    list(dataset(shards, pipeline=pipeline))  # in the main process: its generators are left as they were
+    assert np.array_equal(np.random.get_state()[1], state)

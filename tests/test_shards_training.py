@@ -1,5 +1,5 @@
 """The demo MAE trained from WebDataset shards and from a Hugging Face dataset saved to disk; a shard run killed
-mid-epoch and resumed with ``--resume`` sees the samples of the uninterrupted run."""
+mid-epoch and resumed with ``--resume`` sees the samples (and losses) of the uninterrupted run."""
 
 import json
 import signal
@@ -89,6 +89,9 @@ def test_shard_run_killed_mid_epoch_resumes_with_the_same_samples(tmp_path):
         assert after[i] == before[i], i
     rows = logged(cut)
     assert [r['iter'] for r in rows[10:]] == [10, 11, 12]
+    # the crops and flips are seeded per sample, the masks restored with the RNG states: the same losses
+    for a, b in zip(rows[10:], logged(full)[9:], strict=True):
+        assert a['loss'] == b['loss'], a['iter']
 
 
 def _train(cfg_text: str, work_dir: Path) -> list[float]:

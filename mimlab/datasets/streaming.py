@@ -31,6 +31,7 @@ Legend: ``N`` samples per pass, ``E`` samples per epoch, ``R`` ranks, ``L`` samp
 ``B`` batch size.
 """
 
+import contextlib
 import logging
 import os.path as osp
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,8 @@ from mmcv.transforms import Compose
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
+
+from mimlab.utils.rng import cpu_rng_isolated, seed_sample
 
 __all__ = ['StreamedDataset', 'BadSample', 'rank_slot_ranges', 'prepare_encoded']
 
@@ -138,6 +141,10 @@ class StreamedDataset(torch.utils.data.IterableDataset):
             False (default): the error stops the run, naming the shard and key.
         metainfo: e.g. ``dict(classes=(...))``.
         test_mode: Accepted for config compatibility (a streamed set is read in order when ``shuffle=False``).
+        seed_samples: Seed each sample's random transforms (crop, flip, masks drawn in the pipeline) from
+            ``(seed, epoch, position)`` (:func:`mimlab.utils.rng.seed_sample`, as ``ExactResumeSampler`` does for
+            map-style datasets), so they do not depend on the number of workers and repeat after a resume. False:
+            they draw from each worker's own stream.
     """
 
     def __init__(
@@ -150,8 +157,10 @@ class StreamedDataset(torch.utils.data.IterableDataset):
         skip_bad_images: bool = False,
         metainfo: dict | None = None,
         test_mode: bool = False,
+        seed_samples: bool = True,
     ):
         self.shuffle, self.shuffle_buffer, self.seed = bool(shuffle), int(shuffle_buffer), int(seed)
+        self.seed_samples = bool(seed_samples)
         self.skip_bad_images, self.test_mode = skip_bad_images, test_mode
         self._metainfo = dict(metainfo or {})
         pipeline = list(pipeline)
@@ -251,6 +260,7 @@ class StreamedDataset(torch.utils.data.IterableDataset):
             batch_size=int(self._state[_BATCH]),
             shuffle=self.shuffle,
             shuffle_buffer=self.shuffle_buffer,
+            seed_samples=self.seed_samples,
         )
 
     def mismatches(self, state: dict) -> list[str]:
@@ -345,10 +355,10 @@ class StreamedDataset(torch.utils.data.IterableDataset):
         start, count, num_batches = plan[slot]
         consumed = min(len(range(slot, done, workers)) * batch, count)  # this slot's samples in the done batches
         rng = np.random.default_rng((self.seed, epoch, self.rank, slot))
-        yield from self._prepared(self._slot_stream(start, count, consumed, rng))
+        yield from self._prepared(self._slot_stream(start, count, consumed, rng), epoch)
 
     def _slot_stream(self, start: int, count: int, consumed: int, rng: np.random.Generator) -> Iterator:
-        """The raw samples of a slot in their shuffled order, from its ``consumed``-th on.
+        """``(position, where, raw)`` of a slot's samples in their shuffled order, from its ``consumed``-th on.
 
         The buffer's order depends only on positions, so it is computed on ``range(count)`` first; a resumed slot
         then starts reading at the earliest position it still has to give (not at its start), and keeps the samples
@@ -366,36 +376,42 @@ class StreamedDataset(torch.utils.data.IterableDataset):
                 if pos in wanted:  # others were given before the resume
                     held[pos] = item
                 pos += 1
-            yield held.pop(q)
+            yield (start + q, *held.pop(q))
 
-    def _prepared(self, stream: Iterator) -> Iterator[dict]:
+    def _prepared(self, stream: Iterator, epoch: int) -> Iterator[dict]:
         """The pipeline's output for each raw sample; with ``skip_bad_images`` a failure is replaced by the next
         good sample (or the last one at the end), so the output count equals the input count."""
-        owed, last_good = 0, None
-        for where, raw in stream:
-            out = self._prepare(where, raw)
+        owed, last_good = [], None
+        for pos, where, raw in stream:
+            out = self._prepare(where, raw, epoch, pos)
             if out is None:
-                owed += 1
+                owed.append(pos)
                 continue
             yield out
             last_good = (where, raw)
             while owed:
-                again = self._prepare(*last_good)
-                owed -= 1
+                again = self._prepare(*last_good, epoch, owed.pop(0))
                 if again is not None:
                     yield again
         if owed:
             if last_good is None:
                 raise RuntimeError(f'{type(self).__name__}: every sample of this worker is unreadable')
-            for _ in range(owed):
-                yield self._prepare(*last_good)
+            for pos in owed:
+                yield self._prepare(*last_good, epoch, pos)
 
-    def _prepare(self, where: str, raw) -> dict | None:
+    def _prepare(self, where: str, raw, epoch: int, pos: int) -> dict | None:
+        """Run the pipeline on one sample, its random transforms seeded from ``(seed, epoch, position)`` when
+        ``seed_samples`` (the same draws whichever worker reads it, and after a resume)."""
         try:
             if isinstance(raw, BadSample):
                 raise OSError(raw.reason)
             results = self.to_results(raw)
-            out = self.pipeline(results)
+            if self.seed_samples:
+                with self._rng_scope():
+                    seed_sample(self.seed, epoch, pos)
+                    out = self.pipeline(results)
+            else:
+                out = self.pipeline(results)
             if out is None:
                 raise RuntimeError('the pipeline dropped it')
             return out
@@ -411,6 +427,11 @@ class StreamedDataset(torch.utils.data.IterableDataset):
                 logging.WARNING,
             )
             return None
+
+    @staticmethod
+    def _rng_scope():
+        """In a worker nothing to restore; in the main process the CPU generators come back as they were."""
+        return contextlib.nullcontext() if torch.utils.data.get_worker_info() is not None else cpu_rng_isolated()
 
 
 def shard_label(url: str) -> str:
