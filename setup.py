@@ -23,6 +23,8 @@ setup(
     extras_require={
         'tests': read_requirements('tests.txt') + read_requirements('trackers.txt'),
         'trackers': read_requirements('trackers.txt'),  # tools/train.py --vis-backend
+        # WebDataset shards and Hugging Face datasets (mimlab.datasets.shards / hf): pip install mimlab[streaming]
+        'streaming': read_requirements('streaming.txt'),
     },
     license='Apache-2.0',
     # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers

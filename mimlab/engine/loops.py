@@ -85,6 +85,8 @@ class ExactResumeEpochBasedTrainLoop(_MMEngineEpochLoop):
         self.runner.call_hook('before_train_epoch')  # sets the sampler's epoch, hence its permutation
         self.runner.model.train()
         sampler = self.dataloader.sampler
+        if not hasattr(sampler, 'skip'):  # a streamed (iterable) dataset has no sampler: it skips by itself
+            sampler = getattr(self.dataloader, 'dataset', sampler)
         batch_size = self.dataloader.batch_size
         by_sampler = done > 0 and hasattr(sampler, 'skip') and batch_size is not None
         if by_sampler:
