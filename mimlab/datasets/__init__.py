@@ -1,6 +1,7 @@
 from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
 from .imagenet import CustomDataset, ImageNet
+from .repeat_aug_sampler import RepeatAugSampler
 from .samplers import ExactResumeSampler
 from .transforms import (
     LoadImageRandomResizedCrop,
@@ -20,6 +21,7 @@ __all__ = [
     'ImageNet',
     'default_collate',
     'ExactResumeSampler',
+    'RepeatAugSampler',
     'LoadImageRandomResizedCrop',
     'MAERandomResizedCrop',
     'PackEncodedWithCrop',

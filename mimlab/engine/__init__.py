@@ -8,10 +8,11 @@ from .hooks import (
     SkippedImagesHook,
     TrainStateHook,
 )
+from .ema import WarmupExponentialMovingAverage
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
-from .optimizers import LARS, LayerDecayOptimWrapperConstructor
+from .optimizers import LARS, Lamb, LayerDecayOptimWrapperConstructor
 
 __all__ = [
     'build_runner',
@@ -35,5 +36,7 @@ __all__ = [
     'knn_accuracy',
     'pool_features',
     'LARS',
+    'Lamb',
+    'WarmupExponentialMovingAverage',
     'LayerDecayOptimWrapperConstructor',
 ]
