@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from timm.data import Mixup
 from timm.data.distributed_sampler import RepeatAugSampler as TimmRepeatAugSampler
@@ -187,3 +188,65 @@ def test_repeat_aug_sampler_seed_and_resume():
     assert list(resumed) == full
     with pytest.raises(ValueError, match='cannot skip'):
         resumed.skip(len(resumed) + 1)
+
+
+# ----------------------------------------------------------------------------------- EMA and RepeatAugSampler in a run
+
+DEMO_FT = 'configs/demo/resnet-test_ft-rsb-1xb64-lamb-coslr-10e_builtin-64px.py'
+
+
+def _demo_runner(work_dir, **overrides) -> Runner:
+    """The demo RSB fine-tuning recipe (LAMB, BCE, Mixup/CutMix, EMA, RepeatAugSampler) from random init, tiny: 64
+    images of 32 px in batches of 16 (4 iterations per epoch), 2 epochs, a checkpoint after every iteration."""
+    from mimlab.engine import build_runner
+
+    cfg = Config.fromfile(DEMO_FT)
+    cfg.model.backbone.init_cfg = None
+    cfg.train_dataloader.update(batch_size=16, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.update(num_samples=64, img_size=32)
+    cfg.train_dataloader.dataset.pipeline[0]['scale'] = 32
+    cfg.val_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.val_dataloader.dataset.update(num_samples=32, img_size=32)
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg.update(max_epochs=2, val_interval=2)
+    cfg.custom_hooks[0].update(momentum=0.2, warmup_iters=4)
+    cfg.default_hooks.checkpoint.update(by_epoch=False, interval=1, max_keep_ckpts=-1)
+    cfg.randomness = dict(seed=0, deterministic=True)
+    cfg.work_dir = str(work_dir)
+    cfg.update(overrides)
+    return build_runner(cfg)
+
+
+def test_ema_checkpoint_holds_the_average_loads_as_the_model_and_resumes_exactly(tmp_path):
+    seen = []
+
+    class Capture(Hook):  # the weights the end-of-training validation runs with
+        def before_val_iter(self, runner, batch_idx, data_batch=None):
+            seen.append({k: v.clone() for k, v in runner.model.state_dict().items()})
+
+    full = _demo_runner(tmp_path / 'full')
+    full.register_hook(Capture(), priority='LOWEST')
+    full.train()
+    end = load_checkpoint_weights_only(str(tmp_path / 'full/iter_8.pth'))
+    # state_dict holds the EMA weights, ema_state_dict the live ones (mmengine's EMAHook), and they differ
+    live = {k[len('module.') :]: v for k, v in end['ema_state_dict'].items() if k.startswith('module.')}
+    assert int(end['ema_state_dict']['steps']) == 8
+    assert any(not torch.equal(end['state_dict'][k], live[k]) for k in live if 'weight' in k)
+    # the EMA weights load strictly as the classifier
+    cfg = Config.fromfile(DEMO_FT)
+    cfg.model.backbone.init_cfg = None
+    MODELS.build(cfg.model).load_state_dict(end['state_dict'], strict=True)
+    # validation ran with the EMA weights, which were swapped out again afterwards
+    assert len(seen) == 1
+    for key, value in end['state_dict'].items():
+        assert torch.equal(seen[0][key], value), key
+    for key, value in live.items():
+        assert torch.equal(full.model.state_dict()[key], value), key
+    # resuming from the checkpoint of iteration 5 (epoch 2, batch 1: RepeatAugSampler.skip) ends bit-exactly as the
+    # uninterrupted run: EMA, warm-up position, live weights and optimizer state
+    resumed = _demo_runner(tmp_path / 'resumed', resume=True, load_from=str(tmp_path / 'full/iter_5.pth'))
+    resumed.train()
+    again = load_checkpoint_weights_only(str(tmp_path / 'resumed/iter_8.pth'))
+    for part in ('state_dict', 'ema_state_dict'):
+        for key, value in end[part].items():
+            assert torch.equal(again[part][key], value), (part, key)

@@ -1,3 +1,4 @@
+from .ema import WarmupExponentialMovingAverage
 from .hooks import (
     AtomicCheckpointHook,
     ChannelsLastHook,
@@ -8,7 +9,6 @@ from .hooks import (
     SkippedImagesHook,
     TrainStateHook,
 )
-from .ema import WarmupExponentialMovingAverage
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
