@@ -1,0 +1,203 @@
+"""A2MIM's fine-tuning recipes (configs/a2mim/benchmarks) carry the values of openmixup's config files: the lr
+schedule that tools/visualization/vis_scheduler.py shows equals mmcv's, step for step, and the published optimiser,
+batch, augmentation, EMA and resolution settings are the ones in the files."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from mimlab.analysis.param_schedule import param_schedule
+from mimlab.registry import TRANSFORMS
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / 'configs/a2mim/benchmarks'
+IMAGENET_TRAIN = 1281167
+
+
+def _cfg(name: str) -> Config:
+    return Config.fromfile(str(BENCH / name))
+
+
+def _ngpus(name: str) -> int:
+    return int(name.split('_')[1].split('xb')[0])
+
+
+def _annealing_cos(start: float, end: float, factor: float) -> float:
+    """mmcv's ``annealing_cos``."""
+    return end + 0.5 * (start - end) * (math.cos(math.pi * factor) + 1)
+
+
+def mmcv_cosine_with_warmup(
+    base_lr, min_lr, max_epochs, iters_per_epoch, warmup_epochs, warmup_ratio, by_epoch, ramp_end_offset=0
+):
+    """Per-iteration lr of mmcv's ``CosineAnnealingLrUpdaterHook(min_lr, by_epoch, warmup='linear',
+    warmup_by_epoch=True)``: the cosine over the whole run (per epoch or per iteration) times the warmup factor
+    ``1 - (1 - t / T_w) * (1 - warmup_ratio)`` during the first ``T_w`` iterations. ``ramp_end_offset=-1``: the ramp
+    reaches 1 at iteration ``T_w - 1`` instead (mmengine's ``LinearLR``)."""
+    total, warmup = max_epochs * iters_per_epoch, warmup_epochs * iters_per_epoch
+    ramp = warmup + ramp_end_offset
+    out = []
+    for t in range(total):
+        progress = t // iters_per_epoch / max_epochs if by_epoch else t / total
+        lr = _annealing_cos(base_lr, min_lr, progress)
+        if t < ramp:
+            lr *= 1 - (1 - t / ramp) * (1 - warmup_ratio)
+        out.append(lr)
+    return np.array(out)
+
+
+def stepfix_cosine(base_lr, min_lr, max_epochs, iters_per_epoch, warmup_epochs):
+    """openmixup's ``StepFixCosineAnnealing(by_epoch=False)``: after the warmup, the cosine over the remaining
+    iterations; during it, that cosine continued backwards times ``t / T_w``."""
+    total, warmup = max_epochs * iters_per_epoch, warmup_epochs * iters_per_epoch
+    out = []
+    for t in range(total):
+        lr = _annealing_cos(base_lr, min_lr, (t - warmup) / (total - warmup))
+        out.append(lr * t / warmup if t < warmup else lr)
+    return np.array(out)
+
+
+# name, openmixup's lr, min_lr, epochs, warmup epochs, warmup ratio, cosine stepped per epoch
+MMCV_COSINE = [
+    ('resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 5e-3, 1e-6, 300, 5, 1e-5, True),
+    ('resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py', 8e-3, 1e-6, 100, 5, 1e-5, True),
+    ('resnet200_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 5e-3, 1e-6, 300, 5, 1e-5, True),
+    ('convnext-small_8xb256-accu2-amp-coslr-300e_in1k.py', 4e-3, 1e-6, 300, 5, 1e-5, False),
+]
+
+
+@pytest.mark.parametrize('name,lr,min_lr,epochs,warmup,ratio,by_epoch', MMCV_COSINE, ids=[m[0] for m in MMCV_COSINE])
+def test_lr_schedule_equals_mmcvs_cosine_with_warmup(name, lr, min_lr, epochs, warmup, ratio, by_epoch):
+    schedule = param_schedule(_cfg(name), dataset_size=IMAGENET_TRAIN, ngpus=_ngpus(name))
+    curve = schedule.main
+    assert schedule.max_epochs == epochs
+    n = schedule.iters_per_epoch
+    expected = mmcv_cosine_with_warmup(lr, min_lr, epochs, n, warmup, ratio, by_epoch)
+    assert curve.shape == expected.shape
+    np.testing.assert_allclose(curve[warmup * n :], expected[warmup * n :], rtol=1e-6)
+    # during the warmup: the same ramp, except that mmengine's LinearLR reaches the peak one iteration earlier
+    # (relative difference at most 1 / (T_w - 1) = 3.2e-4 for 5 x 625 iterations)
+    np.testing.assert_allclose(
+        curve, mmcv_cosine_with_warmup(lr, min_lr, epochs, n, warmup, ratio, by_epoch, -1), rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(curve, expected, rtol=1.01 / (warmup * n - 1))
+    # the published lr is the cosine's start (the peak is lower: the cosine has decayed by the end of the warmup)
+    assert schedule.curves[next(iter(schedule.curves))][0] == pytest.approx(lr * ratio)
+
+
+@pytest.mark.parametrize(
+    'name,epochs',
+    [
+        ('vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py', 100),
+        ('vit-large-p16_8xb64-accu2-amp-coslr-150e_in1k.py', 150),
+    ],
+)
+def test_vit_lr_schedule_after_warmup_equals_openmixups_stepfix_cosine(name, epochs):
+    cfg = _cfg(name)
+    cfg.optim_wrapper.pop('paramwise_cfg')  # the base lr's curve needs no ViT-L built for its layer-decay groups
+    schedule = param_schedule(cfg, dataset_size=IMAGENET_TRAIN, ngpus=_ngpus(name))
+    n, warmup = schedule.iters_per_epoch, 20 * schedule.iters_per_epoch
+    curve = schedule.main
+    expected = stepfix_cosine(1e-2, 1e-6, epochs, n, 20)
+    np.testing.assert_allclose(curve[warmup:], expected[warmup:], rtol=1e-6)
+    # the warmup: linear from ~0 to the peak 2.5e-3 x 1024 / 256 over 20 epochs (openmixup's ramp is bent by the
+    # backwards cosine: at its middle 0.48 x lr instead of 0.5 x lr; docs/a2mim.md)
+    assert curve[0] == pytest.approx(1e-2 * 1e-6)
+    assert curve[warmup // 2] == pytest.approx(0.5e-2, rel=1e-3)
+    assert expected[warmup // 2] == pytest.approx(0.5e-2 * _annealing_cos(1, 0, -0.5 * 20 / (epochs - 20)), rel=1e-3)
+
+
+# name, GPUs x images x accumulation, optimiser, lr, weight decay, epochs, EMA decay (None: no EMA), drop path,
+# mixup, cutmix, RandAugment, train px, test resize, sampler
+PUBLISHED = [
+    ('resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py', 2048, 'Lamb', 8e-3, 0.02, 100, None, 0.0, 0.1, 1.0,
+     'rand-m6-mstd0.5-inc1', 160, 236, 'ExactResumeSampler'),
+    ('resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 2048, 'Lamb', 5e-3, 0.02, 300, 0.9999, 0.05, 0.1, 1.0,
+     'rand-m7-mstd0.5-inc1', 224, 236, 'RepeatAugSampler'),
+    ('resnet101_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 2048, 'Lamb', 5e-3, 0.02, 300, 0.9999, 0.1, 0.1, 1.0,
+     'rand-m7-mstd0.5-inc1', 224, 236, 'RepeatAugSampler'),
+    ('resnet152_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 2048, 'Lamb', 5e-3, 0.02, 300, 0.9999, 0.15, 0.1, 1.0,
+     'rand-m7-mstd0.5-inc1', 224, 236, 'RepeatAugSampler'),
+    ('convnext-base_8xb256-accu2-amp-coslr-300e_in1k.py', 4096, 'AdamW', 4e-3, 0.05, 300, 0.9999, 0.5, 0.8, 1.0,
+     'rand-m9-mstd0.5-inc1', 224, 256, 'ExactResumeSampler'),
+    ('vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py', 1024, 'AdamW', 1e-2, 0.05, 100, 0.99996, 0.1, 0.8, 1.0,
+     'rand-m9-mstd0.5-inc1', 224, 256, 'ExactResumeSampler'),
+    ('vit-small-p16_8xb128-amp-coslr-200e_in1k.py', 1024, 'AdamW', 1e-2, 0.05, 200, None, 0.1, 0.8, 1.0,
+     'rand-m9-mstd0.5-inc1', 224, 256, 'ExactResumeSampler'),
+    ('vit-large-p16_8xb64-accu2-amp-coslr-150e_in1k.py', 1024, 'AdamW', 1e-2, 0.05, 150, None, 0.1, 0.8, 1.0,
+     'rand-m9-mstd0.5-inc1', 224, 256, 'RepeatAugSampler'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize('row', PUBLISHED, ids=[r[0] for r in PUBLISHED])
+def test_recipes_carry_the_published_settings(row):
+    name, batch, opt, lr, wd, epochs, ema, drop_path, mixup, cutmix, randaug, train_px, test_resize, sampler = row
+    cfg = _cfg(name)
+    accumulation = cfg.optim_wrapper.get('accumulative_counts', 1)
+    assert _ngpus(name) * cfg.train_dataloader.batch_size * accumulation == batch
+    assert cfg.auto_scale_lr.base_batch_size == batch
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == (opt, pytest.approx(lr), wd)
+    assert cfg.train_cfg.max_epochs == epochs
+    emas = [h for h in cfg.get('custom_hooks', []) if h.type == 'EMAHook']
+    assert [1 - h.momentum for h in emas] == ([pytest.approx(ema)] if ema else [])
+    for h in emas:
+        assert h.interval if accumulation > 1 else h.get('interval', 1) == accumulation
+    assert cfg.model.backbone.drop_path_rate == drop_path
+    augments = cfg.model.train_cfg.augments
+    assert (augments.mixup_alpha, augments.cutmix_alpha) == (mixup, cutmix)
+    pipeline = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
+    assert pipeline['TimmRandAugment']['config_str'] == randaug
+    assert pipeline['RandomResizedCrop']['scale'] == train_px
+    test = {t['type']: t for t in cfg.val_dataloader.dataset.pipeline}
+    assert (test['ResizeEdge']['scale'], test['CenterCrop']['crop_size']) == (test_resize, 224)
+    assert cfg.train_dataloader.sampler.type == sampler
+    assert cfg.optim_wrapper.get('dtype') == 'float16'  # openmixup: fp16 with dynamic loss scaling
+    if name.startswith('resnet'):
+        assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+        assert cfg.model.head.loss == dict(type='BinaryCrossEntropy', smoothing=0.0, sum_classes=True)
+    else:
+        assert cfg.model.train_cfg.augments.label_smoothing == 0.1
+        assert cfg.model.train_cfg.random_erasing.probability == 0.25
+    if name.startswith('vit'):
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.65
+        assert cfg.optim_wrapper.clip_grad.max_norm == 5.0
+        assert cfg.model.backbone.use_rel_pos_bias and cfg.model.backbone.layer_scale_init_value == 0.1
+
+
+# openmixup's RandAugment policy list of the RSB recipes (mmcls names) and timm's increasing ops, one for one
+OPENMIXUP_RSB_POLICIES = {
+    'AutoContrast': 'AutoContrast',
+    'Equalize': 'Equalize',
+    'Invert': 'Invert',
+    'Rotate': 'Rotate',
+    'Posterize': 'PosterizeIncreasing',
+    'Solarize': 'SolarizeIncreasing',
+    'SolarizeAdd': 'SolarizeAdd',
+    'ColorTransform': 'ColorIncreasing',
+    'Contrast': 'ContrastIncreasing',
+    'Brightness': 'BrightnessIncreasing',
+    'Sharpness': 'SharpnessIncreasing',
+    'Shear/horizontal': 'ShearX',
+    'Shear/vertical': 'ShearY',
+    'Translate/horizontal': 'TranslateXRel',
+    'Translate/vertical': 'TranslateYRel',
+}
+
+
+@pytest.mark.parametrize(
+    'name,magnitude',
+    [('resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py', 6), ('resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 7)],
+)
+def test_rsb_randaugment_is_openmixups_policy_at_its_magnitude(name, magnitude):
+    cfg = _cfg(name)
+    cfg_t = next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'TimmRandAugment')
+    op = TRANSFORMS.build(cfg_t).op
+    assert op.num_layers == 2  # openmixup's num_policies=2
+    assert sorted(o.name for o in op.ops) == sorted(OPENMIXUP_RSB_POLICIES.values())
+    for o in op.ops:
+        assert o.magnitude == magnitude and o.magnitude_std == 0.5  # magnitude_level, magnitude_std
+        assert o.prob == 0.5  # each chosen op applied with probability 0.5, as mmcls's policies
