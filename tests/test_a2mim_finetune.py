@@ -201,3 +201,39 @@ def test_rsb_randaugment_is_openmixups_policy_at_its_magnitude(name, magnitude):
     for o in op.ops:
         assert o.magnitude == magnitude and o.magnitude_std == 0.5  # magnitude_level, magnitude_std
         assert o.prob == 0.5  # each chosen op applied with probability 0.5, as mmcls's policies
+
+
+# ------------------------------------------------------------------------------------- SimMIM baselines (pretraining)
+
+# name, openmixup's mask layer, replace, model patch (stride of the mask site), lr at 2048 images, fp16
+SIMMIM_BASELINES = [
+    ('simmim_resnet50-l0_8xb256-amp-coslr-300e_in1k.py', 0, True, 4, 8e-4, True),
+    ('simmim_resnet200-l0_8xb256-amp-coslr-300e_in1k.py', 0, True, 4, 8e-4, True),
+    ('simmim_convnext-small-l0_8xb256-amp-coslr-300e_in1k.py', 0, False, 4, 8e-4, True),
+    ('simmim_vit-base-p16-l0_8xb128-accu2-step-800e_in1k.py', 0, True, 16, 4e-4, False),
+    ('simmim_vit-small-p16-l0_8xb256-amp-step-800e_in1k.py', 0, True, 16, 4e-4, True),
+]
+
+
+@pytest.mark.parametrize('row', SIMMIM_BASELINES, ids=[r[0] for r in SIMMIM_BASELINES])
+def test_simmim_baselines_carry_openmixups_settings(row):
+    from mimlab.registry import MODELS
+
+    name, mask_layer, replace, patch, lr, fp16 = row
+    cfg = Config.fromfile(str(ROOT / 'configs/simmim' / name))
+    model = MODELS.build(cfg.model)
+    assert model.backbone.mask_site == mask_layer
+    assert getattr(model.backbone, 'replace', True) is replace  # SimMIMViT always replaces
+    assert getattr(model.backbone, 'mask_gamma', None) is None
+    assert model.head.patch_size == patch == model.backbone.site_strides[mask_layer]
+    mask_gen = next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'SimMIMMaskGenerator')
+    assert (mask_gen['mask_patch_size'], mask_gen['model_patch_size'], mask_gen['mask_ratio']) == (32, patch, 0.6)
+    crop = next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomResizedCrop')
+    assert crop['crop_ratio_range'] == (0.67, 1.0)
+    accumulation = cfg.optim_wrapper.get('accumulative_counts', 1)
+    assert 8 * cfg.train_dataloader.batch_size * accumulation == 2048
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr)
+    assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
+    assert not cfg.optim_wrapper.get('paramwise_cfg')  # openmixup's SimMIM trains the mask token at the full lr
+    assert (cfg.optim_wrapper.get('dtype') == 'float16') is fp16
+    assert type(model).__name__ == 'SimMIM' and type(model.head.loss_module).__name__ == 'PixelReconstructionLoss'
