@@ -234,6 +234,70 @@ def test_simmim_baselines_carry_openmixups_settings(row):
     assert 8 * cfg.train_dataloader.batch_size * accumulation == 2048
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr)
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
-    assert not cfg.optim_wrapper.get('paramwise_cfg')  # openmixup's SimMIM trains the mask token at the full lr
+    assert 'lr_mult' not in (cfg.optim_wrapper.get('paramwise_cfg') or {})  # openmixup's SimMIM: token at full lr
     assert (cfg.optim_wrapper.get('dtype') == 'float16') is fp16
     assert type(model).__name__ == 'SimMIM' and type(model.head.loss_module).__name__ == 'PixelReconstructionLoss'
+
+
+# ------------------------------------------------------------------------- weight decay of openmixup's regex rules
+
+_NORM = r'(bn|ln|gn)(\d+)?.(weight|bias)'
+_RSB_NORM = r'(bn|gn)(\d+)?.(weight|bias)'
+# recipe -> openmixup's paramwise_options keys with weight_decay=0 (its builder: re.search of each key in the name)
+OPENMIXUP_NO_DECAY = {
+    'a2mim/a2mim_resnet50-l3_8xb256-coslr-300e_in1k.py': [_NORM, 'bias', 'mask_token'],
+    'a2mim/a2mim_resnet50-l3_8xb256-coslr-100e_in1k.py': [_NORM, 'bias', 'mask_token', 'mask_gamma'],
+    'a2mim/benchmarks/resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py': [_RSB_NORM, 'bias'],
+    'a2mim/benchmarks/resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py': [_RSB_NORM, 'bias'],
+    'simmim/simmim_resnet50-l0_8xb256-amp-coslr-300e_in1k.py': [_NORM, 'bias', 'mask_token'],
+}
+
+
+@pytest.mark.parametrize('name', sorted(OPENMIXUP_NO_DECAY))
+def test_resnet_recipes_decay_exactly_the_parameters_openmixups_regexes_decay(name):
+    """Including the four downsample BN weights ``layer*.0.downsample.1.weight``, which openmixup's norm regex misses
+    (``paramwise_cfg.weight_decay``; without it mimlab exempts every 1-D parameter)."""
+    import re
+
+    from mimlab.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+
+    cfg = Config.fromfile(str(ROOT / 'configs' / name))
+    cfg.model.backbone.pop('init_cfg', None)
+    model = MODELS.build(cfg.model)
+    optim = dict(cfg.optim_wrapper.to_dict(), type='OptimWrapper')
+    optim.pop('loss_scale', None), optim.pop('dtype', None)
+    wrapper = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type=optim.pop('constructor'), optim_wrapper_cfg=optim, paramwise_cfg=optim.pop('paramwise_cfg', None))
+    )(model)
+    ours = {n: g['weight_decay'] for g in wrapper.optimizer.param_groups for n in g['param_names']}
+    wd = cfg.optim_wrapper.optimizer.weight_decay
+    expected = {
+        n: 0.0 if any(re.search(k, n) for k in OPENMIXUP_NO_DECAY[name]) else wd for n, _ in model.named_parameters()
+    }
+    assert ours == expected
+    decayed_bn = sorted(n for n, w in ours.items() if w and n.endswith('downsample.1.weight'))
+    assert decayed_bn == [f'backbone.layer{i}.0.downsample.1.weight' for i in range(1, 5)]
+    # mimlab's earlier choice, without the option: those four exempt too
+    del cfg.optim_wrapper.paramwise_cfg['weight_decay']
+    optim = dict(cfg.optim_wrapper.to_dict(), type='OptimWrapper')
+    optim.pop('loss_scale', None), optim.pop('dtype', None)
+    wrapper = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type=optim.pop('constructor'), optim_wrapper_cfg=optim, paramwise_cfg=optim.pop('paramwise_cfg', None))
+    )(model)
+    plain = {n: g['weight_decay'] for g in wrapper.optimizer.param_groups for n in g['param_names']}
+    assert {n for n in plain if plain[n] != ours[n]} == set(decayed_bn)
+
+
+def test_convnext_mask_token_starts_at_zero_as_openmixups_unless_asked():
+    import torch
+
+    from mimlab.registry import MODELS
+
+    zero = MODELS.build(dict(type='MIMConvNeXt', arch='test', mask_layer=3))
+    zero.init_weights()
+    assert torch.count_nonzero(zero.mask_token) == 0
+    drawn = MODELS.build(dict(type='MIMConvNeXt', arch='test', mask_layer=3, mask_token_std=0.02))
+    drawn.init_weights()
+    assert 0.01 < float(drawn.mask_token.std()) < 0.03
+    with pytest.raises(ValueError, match='mask_token_std'):
+        MODELS.build(dict(type='MIMConvNeXt', arch='test', mask_token_std=-1.0))

@@ -66,6 +66,7 @@ optim_wrapper = dict(
     type='OptimWrapper',  # fp32 on the CPU
     optimizer=dict(type='Lamb', lr=base_lr, weight_decay=0.02),
     constructor='LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(weight_decay=['downsample.1.weight']),
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-5, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),

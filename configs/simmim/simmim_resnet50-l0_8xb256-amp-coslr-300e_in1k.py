@@ -31,7 +31,8 @@ optim_wrapper = dict(
     dtype='float16',
     loss_scale='dynamic',
     optimizer=dict(lr=2e-4 * 2048 / 512),
-    paramwise_cfg=dict(_delete_=True),
+    # openmixup's SimMIM: mask token at the full lr; its norm regex misses (so decays) the downsample BN weights
+    paramwise_cfg=dict(_delete_=True, weight_decay=['downsample.1.weight']),
 )
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=2048)
