@@ -301,3 +301,127 @@ def test_convnext_mask_token_starts_at_zero_as_openmixups_unless_asked():
     assert 0.01 < float(drawn.mask_token.std()) < 0.03
     with pytest.raises(ValueError, match='mask_token_std'):
         MODELS.build(dict(type='MIMConvNeXt', arch='test', mask_token_std=-1.0))
+
+
+# ---------------------------------------------------------------------------------------- released weights: importer
+
+
+def _tiny_classifier(name: str, **backbone):
+    import torch
+
+    from mimlab.registry import MODELS
+
+    cfg = Config.fromfile(str(BENCH / name))
+    cfg.model.backbone.update(init_cfg=None, **backbone)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith('relative_position_bias_table'):
+                p.normal_()
+    return model.eval()
+
+
+def test_importer_reads_an_openmixup_vit_classifier(tmp_path):
+    """A tiny state dict written in the key layout of openmixup's fine-tuned ViTs (``MixUpClassification`` with
+    ``MIMVisionTransformer(use_window=True, init_values=0.1, final_norm=False)`` and ``ClsMixupHead``)."""
+    import torch
+
+    from mimlab.converters.auto import detect_source, import_checkpoint
+
+    model = _tiny_classifier('vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py', arch='test', img_size=32, patch_size=8)
+    model.head.fc = torch.nn.Linear(32, 1000)
+    ours = model.state_dict()
+    for key in [k for k in ours if k.endswith('attn.qkv.bias')]:
+        ours[key][32:64] = 0  # openmixup's use_window blocks have no key bias
+    theirs = {}
+    for key, value in ours.items():
+        name = key.replace('.attn.gamma1.weight', '.gamma_1').replace('.ffn.gamma2.weight', '.gamma_2')
+        name = name.replace('backbone.ln2.', 'backbone.fc_norm.')
+        if name.endswith('attn.qkv.bias'):
+            q, _, v = value.chunk(3)
+            theirs[name.replace('qkv.bias', 'q_bias')], theirs[name.replace('qkv.bias', 'v_bias')] = q, v
+        else:
+            theirs[name] = value.clone()
+    assert 'backbone.fc_norm.weight' in theirs and 'backbone.layers.0.gamma_1' in theirs and 'head.fc.weight' in theirs
+    path = tmp_path / 'vit_ft.pth'
+    torch.save({'meta': {}, 'state_dict': theirs}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert detect_source(loaded) == 'openmixup-cls'
+    source, back = import_checkpoint(loaded)
+    assert source == 'openmixup-cls' and back.keys() == ours.keys()
+    fresh = _tiny_classifier('vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py', arch='test', img_size=32, patch_size=8)
+    fresh.head.fc = torch.nn.Linear(32, 1000)
+    fresh.load_state_dict(back, strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    model.load_state_dict(ours)
+    torch.testing.assert_close(fresh.head(fresh.extract_feat(x)), model.head(model.extract_feat(x)))
+    with pytest.raises(KeyError, match='head.extra'):
+        import_checkpoint({**theirs, 'head.extra': torch.zeros(1)}, 'openmixup-cls')
+
+
+def test_importer_reads_openmixup_resnet_classifiers_and_simmim_checkpoints():
+    import torch
+
+    from mimlab.converters.auto import import_checkpoint
+    from mimlab.registry import MODELS
+
+    # an RSB-fine-tuned ResNet: openmixup's names are mimlab's (mmcls ResNet + ClsMixupHead's fc)
+    model = _tiny_classifier('resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py', depth='test')
+    theirs = {k: v.clone() for k, v in model.state_dict().items()}
+    source, back = import_checkpoint({'state_dict': theirs}, 'openmixup-cls')
+    model.load_state_dict(back, strict=True)
+    with pytest.raises(KeyError, match='no head.fc.weight'):
+        import_checkpoint(
+            {'state_dict': {k: v for k, v in theirs.items() if k.startswith('backbone.')}}, 'openmixup-cls'
+        )
+    # a SimMIM baseline's pretraining checkpoint: openmixup's SimMIMNeck is already named neck.decoder.0
+    cfg = Config.fromfile(str(ROOT / 'configs/simmim/simmim_resnet50-l0_8xb256-amp-coslr-300e_in1k.py'))
+    cfg.model.backbone.depth = 'test'
+    simmim = MODELS.build(cfg.model)
+    ours = simmim.state_dict()
+    assert 'neck.decoder.0.weight' in ours and ours['backbone.mask_token'].shape[:2] == (1, 16)  # stem output
+    source, back = import_checkpoint({'state_dict': dict(ours)}, 'openmixup-a2mim')
+    assert back.keys() == ours.keys() and all(torch.equal(back[k], ours[k]) for k in ours)
+    simmim.load_state_dict(back, strict=True)
+
+
+# ------------------------------------------------------------------------------------------- the table in the zoo
+
+# the A2MIM README's summary table: backbone -> (SimMIM, A2MIM) top-1 (ViT-B: 84.3 in the per-model table)
+TABLE = {
+    'vit-small': (81.7, 82.1),
+    'vit-base': (83.8, 84.3),
+    'vit-large': (85.6, 86.1),
+    'resnet50': (79.9, 80.4),
+    'resnet101': (81.3, 81.9),
+    'resnet152': (81.9, 82.5),
+    'resnet200': (82.2, 83.0),
+    'convnext-small': (83.2, 83.7),
+    'convnext-base': (83.6, 84.1),
+}
+
+
+def test_every_number_of_the_table_is_in_the_model_zoo():
+    from mimlab.apis.model_zoo import ModelHub
+
+    hub = ModelHub(ROOT / 'model-index.yml')
+    list_models = hub.list_models
+
+    for backbone, (simmim, a2mim) in TABLE.items():
+        for algo, top1 in (('simmim', simmim), ('a2mim', a2mim)):
+            pre = [n for n in list_models(f'{algo}_{backbone}-*', task='null') if '100e' not in n]
+            assert len(pre) == 1, (algo, backbone, pre)
+            info = hub.get(pre[0])
+            assert info.weights is not None, pre[0]
+            assert info.metadata['Fine-tune Top 1 Accuracy'] == top1, pre[0]
+            for down in info.downstream:  # a released fine-tuned file: its entry has the same top-1
+                assert hub.get(down).results[0]['Metrics']['Top 1 Accuracy'] == top1, down
+                assert hub.get(down).metadata['Weights Layout'] == 'openmixup-cls'
+    # ResNet-50 after 100 pretraining epochs, RSB A3
+    a3 = hub.get('resnet50_a2mim-100e-pre_4xb512-rsb-a3-amp-coslr-100e_in1k-160px')
+    assert a3.results[0]['Metrics']['Top 1 Accuracy'] == 78.8
+    finetuned = [
+        n for n in list_models(task='Image Classification') if hub.get(n).metafile.endswith('a2mim/metafile.yml')
+    ]
+    assert len(finetuned) == 13  # every released fine-tuned file with a published top-1
