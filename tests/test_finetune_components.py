@@ -250,3 +250,25 @@ def test_ema_checkpoint_holds_the_average_loads_as_the_model_and_resumes_exactly
     for part in ('state_dict', 'ema_state_dict'):
         for key, value in end[part].items():
             assert torch.equal(again[part][key], value), (part, key)
+
+
+def test_constructor_weight_decay_option_keeps_decay_on_named_1d_parameters():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+    def build(**paramwise):
+        return OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(
+                type='LayerDecayOptimWrapperConstructor',
+                optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=dict(type='Lamb', lr=5e-3, weight_decay=0.02)),
+                paramwise_cfg=paramwise,
+            )
+        )(model)
+
+    decay = {
+        n: g['weight_decay'] for g in build(weight_decay=['1.weight']).optimizer.param_groups for n in g['param_names']
+    }
+    assert decay == {'0.weight': 0.02, '0.bias': 0.0, '1.weight': 0.02, '1.bias': 0.0}
+    with pytest.raises(ValueError, match=r"\['1.weight'\] in both no_weight_decay and weight_decay"):
+        build(weight_decay=['1.weight'], no_weight_decay=['1.weight'])
+    with pytest.raises(ValueError, match=r"weight_decay: \['downsample.1.weight'\] match no parameter"):
+        build(weight_decay=['downsample.1.weight'])
