@@ -64,7 +64,6 @@ def stepfix_cosine(base_lr, min_lr, max_epochs, iters_per_epoch, warmup_epochs):
 MMCV_COSINE = [
     ('resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 5e-3, 1e-6, 300, 5, 1e-5, True),
     ('resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py', 8e-3, 1e-6, 100, 5, 1e-5, True),
-    ('resnet200_8xb256-rsb-a2-amp-coslr-300e_in1k.py', 5e-3, 1e-6, 300, 5, 1e-5, True),
     ('convnext-small_8xb256-accu2-amp-coslr-300e_in1k.py', 4e-3, 1e-6, 300, 5, 1e-5, False),
 ]
 
