@@ -272,3 +272,55 @@ def test_constructor_weight_decay_option_keeps_decay_on_named_1d_parameters():
         build(weight_decay=['1.weight'], no_weight_decay=['1.weight'])
     with pytest.raises(ValueError, match=r"weight_decay: \['downsample.1.weight'\] match no parameter"):
         build(weight_decay=['downsample.1.weight'])
+
+
+def _two_rank_sampler_worker(rank: int, port: int, out_dir: str) -> None:
+    """One of 2 gloo processes: the sampler takes rank, world size and the shared seed from the process group."""
+    import json
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    try:
+        torch.manual_seed(rank)  # different draws per rank: the seed must still be the same
+        import numpy as np
+
+        np.random.seed(rank)
+        sampler = RepeatAugSampler(list(range(600)), selected_round=0)
+        orders = {}
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            orders[epoch] = list(sampler)
+        sampler.set_epoch(1)
+        sampler.skip(96)  # a resumed second epoch after 3 batches of 32
+        orders['resumed'] = list(sampler)
+        with open(os.path.join(out_dir, f'rank{rank}.json'), 'w') as f:
+            json.dump(dict(seed=sampler.seed, orders=orders), f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_repeat_aug_sampler_in_two_gloo_processes(tmp_path):
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    # fork: the workers need no fresh interpreter (spawn would re-import torch, timm and mimlab in each)
+    mp.start_processes(_two_rank_sampler_worker, args=(port, str(tmp_path)), nprocs=2, start_method='fork')
+    ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
+    assert ranks[0]['seed'] == ranks[1]['seed']  # broadcast from rank 0
+    for epoch in ('0', '1'):
+        a, b = ranks[0]['orders'][epoch], ranks[1]['orders'][epoch]
+        assert len(a) == len(b) == 300
+        stream = [i for pair in zip(a, b) for i in pair]
+        counts = {i: stream.count(i) for i in set(stream)}
+        assert sorted(counts.values()) == [3] * len(counts)  # 600 / 3 = 200 images, 3 copies each
+        assert len(counts) == 200
+    for rank in ranks:
+        assert rank['orders']['resumed'] == rank['orders']['1'][96:]
