@@ -141,15 +141,30 @@ def test_ema_rejects_bad_warmup():
 # --------------------------------------------------------------------------------------------- repeated augmentation
 
 
+class _Indices(torch.utils.data.Dataset):
+    """A dataset of ``n`` samples whose sample is its index (the sampler only needs the length)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
 @pytest.mark.parametrize('length,selected_round', [(1000, 256), (90, 0)])
 def test_repeat_aug_sampler_two_ranks_repeats_every_index_three_times(length, selected_round):
-    dataset = list(range(length))
+    dataset = _Indices(length)
     for epoch in range(2):
         per_rank = []
         for rank in range(2):
             sampler = RepeatAugSampler(dataset, selected_round=selected_round, seed=0, num_replicas=2, rank=rank)
             sampler.set_epoch(epoch)
-            timm_sampler = TimmRepeatAugSampler(dataset, num_replicas=2, rank=rank, selected_round=selected_round)
+            timm_sampler = TimmRepeatAugSampler(
+                list(range(length)), num_replicas=2, rank=rank, selected_round=selected_round
+            )
             timm_sampler.set_epoch(epoch)
             indices = list(sampler)
             assert indices == list(timm_sampler)  # seed 0: timm's (and openmixup's) indices
@@ -172,7 +187,7 @@ def test_repeat_aug_sampler_two_ranks_repeats_every_index_three_times(length, se
 
 
 def test_repeat_aug_sampler_seed_and_resume():
-    dataset = list(range(600))
+    dataset = _Indices(600)
     a = RepeatAugSampler(dataset, seed=5, num_replicas=2, rank=1)
     a.set_epoch(3)
     full = list(a)
@@ -188,6 +203,31 @@ def test_repeat_aug_sampler_seed_and_resume():
     assert list(resumed) == full
     with pytest.raises(ValueError, match='cannot skip'):
         resumed.skip(len(resumed) + 1)
+
+
+def test_repeat_aug_sampler_gives_each_copy_its_own_augmentation_seed():
+    """Per-sample seeding (ExactResumeSampler's): the 3 copies of an image are seeded apart, the same way after a
+    resume, and the dataset fetches draw from those seeds."""
+    from mimlab.datasets.samplers import SampleKey
+
+    dataset = _Indices(90)
+    keys = []
+    for rank in range(2):
+        sampler = RepeatAugSampler(dataset, selected_round=0, seed=3, num_replicas=2, rank=rank)
+        sampler.set_epoch(4)
+        keys.append(list(sampler))
+        resumed = RepeatAugSampler(dataset, selected_round=0, seed=3, num_replicas=2, rank=rank)
+        resumed.set_epoch(4)
+        resumed.skip(10)
+        assert [(int(k), k.seed, k.epoch) for k in resumed] == [(int(k), k.seed, k.epoch) for k in keys[rank][10:]]
+    stream = [k for pair in zip(*keys) for k in pair]
+    assert all(isinstance(k, SampleKey) and k.seed == 3 for k in stream)
+    for j in range(0, len(stream) - 2, 3):  # one image's 3 copies: same index, epochs 4*3 + 0, 1, 2
+        assert len({int(k) for k in stream[j : j + 3]}) == 1
+        assert [k.epoch for k in stream[j : j + 3]] == [12, 13, 14]
+    assert type(dataset.__getitems__).__name__ == 'SeededFetch'
+    plain = RepeatAugSampler(_Indices(90), selected_round=0, seed=3, num_replicas=2, rank=0, seed_samples=False)
+    assert not any(isinstance(k, SampleKey) for k in plain)
 
 
 # ----------------------------------------------------------------------------------- EMA and RepeatAugSampler in a run
@@ -288,7 +328,7 @@ def _two_rank_sampler_worker(rank: int, port: int, out_dir: str) -> None:
         import numpy as np
 
         np.random.seed(rank)
-        sampler = RepeatAugSampler(list(range(600)), selected_round=0)
+        sampler = RepeatAugSampler(_Indices(600), selected_round=0)
         orders = {}
         for epoch in range(2):
             sampler.set_epoch(epoch)

@@ -10,8 +10,12 @@ are timm's: this class runs timm's ``__iter__``, with the permutation seeded by 
 seed it by ``epoch`` alone, i.e. ``seed=0`` here) so that the config's seed changes the order.
 
 It has :class:`~mimlab.datasets.ExactResumeSampler`'s interface: ``set_epoch`` (called by mmengine's
-``DistSamplerSeedHook``) and :meth:`skip`, with which :class:`~mimlab.engine.loops.ExactResumeEpochBasedTrainLoop`
-continues an epoch after the batches it had trained, without decoding them.
+``DistSamplerSeedHook``), :meth:`skip`, with which :class:`~mimlab.engine.loops.ExactResumeEpochBasedTrainLoop`
+continues an epoch after the batches it had trained, without decoding them, and per-sample seeding
+(``seed_samples``, :class:`~mimlab.datasets.samplers.SampleKey`): a sample's transforms draw from
+``(seed, epoch * num_repeats + copy, index)``, where ``copy`` (0 to ``num_repeats - 1``) is its place among the
+image's copies, so the copies get different augmentations, and the same ones after a resume and with any number
+of workers.
 """
 
 from collections.abc import Iterator
@@ -20,6 +24,8 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
 
 from mimlab.registry import DATA_SAMPLERS
+
+from .samplers import SampleKey, SeededFetch
 
 __all__ = ['RepeatAugSampler']
 
@@ -39,6 +45,8 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
         round_up: Accepted for mmengine's sampler arguments; the share is always padded by wrapping around.
         num_replicas: World size (None: the process group's, 1 without one).
         rank: This process's rank (None: the process group's, 0 without one).
+        seed_samples: Yield :class:`~mimlab.datasets.samplers.SampleKey` indices (module docstring); False: plain
+            indices, transforms draw from each worker's own stream.
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
         round_up: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
+        seed_samples: bool = True,
     ) -> None:
         dist_rank, world_size = get_dist_info()
         super().__init__(
@@ -65,6 +74,12 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
         )
         self.seed = sync_random_seed() if seed is None else int(seed)
         self._skip = 0
+        self.seed_samples = seed_samples
+        if seed_samples:
+            if float(num_repeats) != int(num_repeats):
+                raise ValueError(f'seed_samples needs a whole num_repeats, got {num_repeats}')
+            if not isinstance(getattr(dataset, '__getitems__', None), SeededFetch):
+                dataset.__getitems__ = SeededFetch(dataset)
 
     def skip(self, num_samples: int) -> None:
         """Leave out the first ``num_samples`` indices of this rank in the next ``iter()`` only.
@@ -84,4 +99,11 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
         finally:
             self.epoch = epoch
         skip, self._skip = self._skip, 0
-        return iter(indices[skip:])
+        if not self.seed_samples:
+            return iter(indices[skip:])
+        # this rank's positions in the repeated list [a, a, a, b, b, b, ...] (timm's padding wraps around): the
+        # position within an image's run of copies tells the copies apart
+        n, repeats = len(self.dataset) * int(self.num_repeats), int(self.num_repeats)
+        positions = range(self.rank, self.total_size, self.num_replicas)[: self.num_selected_samples]
+        seed, epoch = self.seed, self.epoch
+        return iter([SampleKey(i, seed, epoch * repeats + p % n % repeats) for i, p in zip(indices, positions)][skip:])
