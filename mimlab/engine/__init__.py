@@ -1,3 +1,4 @@
+from .ema import WarmupExponentialMovingAverage
 from .hooks import (
     AtomicCheckpointHook,
     ChannelsLastHook,
@@ -12,7 +13,7 @@ from .hooks import (
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
-from .optimizers import LARS, LayerDecayOptimWrapperConstructor
+from .optimizers import LARS, Lamb, LayerDecayOptimWrapperConstructor
 
 __all__ = [
     'build_runner',
@@ -37,5 +38,7 @@ __all__ = [
     'knn_accuracy',
     'pool_features',
     'LARS',
+    'Lamb',
+    'WarmupExponentialMovingAverage',
     'LayerDecayOptimWrapperConstructor',
 ]
