@@ -17,7 +17,13 @@ import torch
 from mmengine.config import Config
 
 from mimlab.engine.config_checks import check_cfg_options, check_schedule
-from mimlab.engine.config_paths import MMSELFSUP_RENAMED, OPENMIXUP_A2MIM, ConfigPathError, config_path_for
+from mimlab.engine.config_paths import (
+    MMSELFSUP_RENAMED,
+    OPENMIXUP_A2MIM,
+    OPENMIXUP_FINETUNE,
+    ConfigPathError,
+    config_path_for,
+)
 from mimlab.engine.launch import merge_test_args
 from mimlab.utils import NotACheckpointError, check_checkpoint_file
 
@@ -93,6 +99,14 @@ def demo_run(tmp_path_factory):
             'configs/selfsup/a2mim/imagenet/r50_l3_sz224_init_8xb256_cos_ep300.py',
             'a2mim/a2mim_resnet50-l3_8xb256-coslr-300e_in1k.py',
         ),
+        (  # the A2MIM README's fine-tuning command (tools/dist_train_ft_8gpu.sh)
+            'configs/openmixup/finetune/imagenet/r50_rsb_a3_ft_sz160_4xb512_cos_fp16_ep100.py',
+            'a2mim/benchmarks/resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py',
+        ),
+        (
+            'configs/benchmarks/classification/imagenet/vit_base_p16_swin_ft_simmim_sz224_4xb128_accu2_cos_ep100.py',
+            'a2mim/benchmarks/vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py',
+        ),
         # mmselfsup 0.x benchmarks, mmselfsup 1.x MAE / MixMIM names that mmpretrain renamed
         (
             'configs/benchmarks/classification/imagenet/vit-base-p16_linear-8xb2048-coslr-90e_in1k.py',
@@ -116,7 +130,7 @@ def test_upstream_paths_map_to_the_same_recipe(upstream, recipe):
 
 
 def test_mapping_tables_name_existing_recipes_and_mmpretrain_paths_are_verbatim():
-    for recipe in [*OPENMIXUP_A2MIM.values(), *MMSELFSUP_RENAMED.values()]:
+    for recipe in [*OPENMIXUP_A2MIM.values(), *OPENMIXUP_FINETUNE.values(), *MMSELFSUP_RENAMED.values()]:
         assert (ROOT / 'configs' / recipe).is_file(), recipe
     # mmpretrain's own paths (SimMIM, MixMIM READMEs) are mimlab's: no translation, no note
     path = 'configs/simmim/simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px.py'

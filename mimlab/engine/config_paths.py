@@ -2,7 +2,7 @@
 
 The PixMIM, SimMIM, MixMIM and A2MIM READMEs give commands with their toolbox's paths. mimlab keeps mmpretrain's
 layout (``configs/<algo>/...``, ``configs/<algo>/benchmarks/...``), so mmpretrain's paths exist verbatim; the others
-are translated here, one rule per toolbox (``docs/tools.md`` lists them):
+are translated here, one rule per toolbox (``docs/train_and_test.md`` lists them):
 
 ===================================================================  =================================================
 upstream path                                                        mimlab recipe
@@ -13,6 +13,8 @@ mmselfsup 0.x ``configs/benchmarks/classification/<data>/<name>.py`` the one ``c
                                                                      a renamed one (:data:`MMSELFSUP_RENAMED`)
 openmixup ``configs/openmixup/pretrain/a2mim/<data>/<name>.py``,     :data:`OPENMIXUP_A2MIM` (openmixup's names
 A2MIM repo ``configs/selfsup/a2mim/<data>/<name>.py``                 encode backbone, layer and epochs differently)
+openmixup ``configs/openmixup/finetune/<data>/<name>.py`` (and        :data:`OPENMIXUP_FINETUNE`
+its ``configs/benchmarks/classification/<data>/<name>.py``)
 ===================================================================  =================================================
 
 A path that is neither a file nor translatable raises :class:`ConfigPathError` listing the nearest recipe names.
@@ -25,6 +27,7 @@ from pathlib import Path
 
 __all__ = [
     'OPENMIXUP_A2MIM',
+    'OPENMIXUP_FINETUNE',
     'MMSELFSUP_RENAMED',
     'ConfigPathError',
     'config_path_for',
@@ -45,6 +48,27 @@ OPENMIXUP_A2MIM = {
     'vit_small_l0_sz224_8xb256_step_ep800': 'a2mim/a2mim_vit-small-p16-l0_8xb256-step-800e_in1k.py',
     'vit_base_l0_sz224_8xb128_accu2_step_ep800': 'a2mim/a2mim_vit-base-p16-l0_8xb128-accu2-step-800e_in1k.py',
     'vit_large_l0_sz224_8xb128_accu2_step_ep800': 'a2mim/a2mim_vit-large-p16-l0_8xb128-accu2-step-800e_in1k.py',
+}
+
+# openmixup fine-tuning config name (configs/openmixup/finetune/<data>/, openmixup's configs/benchmarks/classification/
+# <data>/) -> mimlab recipe: the A2MIM results table's protocols (docs/a2mim.md)
+_FT = 'a2mim/benchmarks/'
+OPENMIXUP_FINETUNE = {
+    'r50_rsb_a3_ft_sz160_4xb512_cos_fp16_ep100': _FT + 'resnet50_4xb512-rsb-a3-amp-coslr-100e_in1k-160px.py',
+    'r50_rsb_a2_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'resnet50_8xb256-rsb-a2-amp-coslr-300e_in1k.py',
+    'r101_rsb_a2_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'resnet101_8xb256-rsb-a2-amp-coslr-300e_in1k.py',
+    'r152_rsb_a2_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'resnet152_8xb256-rsb-a2-amp-coslr-300e_in1k.py',
+    'r200_rsb_a2_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'resnet200_8xb256-rsb-a2-amp-coslr-300e_in1k.py',
+    'convnext_s_spark_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'convnext-small_8xb256-accu2-amp-coslr-300e_in1k.py',
+    'convnext_b_spark_ft_sz224_8xb256_cos_fp16_ep300': _FT + 'convnext-base_8xb256-accu2-amp-coslr-300e_in1k.py',
+    'vit_small_p16_swin_ft_simmim_sz224_8xb128_cos_ep100': _FT + 'vit-small-p16_8xb128-amp-coslr-100e_in1k.py',
+    'vit_small_p16_swin_ft_simmim_sz224_8xb128_cos_ep200': _FT + 'vit-small-p16_8xb128-amp-coslr-200e_in1k.py',
+    'vit_base_p16_swin_ft_simmim_sz224_4xb128_accu2_cos_ep100': _FT
+    + 'vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py',
+    'vit_large_p16_swin_ft_simmim_sz224_8xb64_accu2_cos_ep100': _FT
+    + 'vit-large-p16_8xb64-accu2-amp-coslr-100e_in1k.py',
+    'vit_large_p16_swin_ft_simmim_sz224_8xb64_accu2_cos_ep150': _FT
+    + 'vit-large-p16_8xb64-accu2-amp-coslr-150e_in1k.py',
 }
 
 # mmselfsup names that mmpretrain (and so mimlab) renamed: MAE's evaluation recipes (1.x
@@ -81,6 +105,8 @@ def _translate(parts: list[str], root: Path, recipes: list[str]) -> str | None:
     stem = osp.splitext(name)[0]
     if parts[:2] == ['openmixup', 'pretrain'] and 'a2mim' in parts or parts[:2] == ['selfsup', 'a2mim']:
         return OPENMIXUP_A2MIM.get(stem)
+    if parts[:2] == ['openmixup', 'finetune']:
+        return OPENMIXUP_FINETUNE.get(stem)
     if parts[0] == 'selfsup' and len(parts) == 4 and parts[2] == 'classification':
         same = f'{parts[1]}/benchmarks/{name}'
         return same if same in recipes else MMSELFSUP_RENAMED.get(stem)
@@ -89,7 +115,7 @@ def _translate(parts: list[str], root: Path, recipes: list[str]) -> str | None:
         return same if same in recipes else MMSELFSUP_RENAMED.get(stem)
     if parts[:2] == ['benchmarks', 'classification']:
         found = [r for r in recipes if r.endswith(f'/benchmarks/{name}')]
-        return found[0] if len(found) == 1 else MMSELFSUP_RENAMED.get(stem)
+        return found[0] if len(found) == 1 else MMSELFSUP_RENAMED.get(stem, OPENMIXUP_FINETUNE.get(stem))
     return None
 
 
@@ -120,7 +146,7 @@ def config_path_for(path: str) -> tuple[str, str | None]:
         return resolved, f"{path} is an upstream path: running the same recipe as mimlab's {shown}"
     stem = osp.splitext(osp.basename(path))[0]
     by_stem = {osp.splitext(osp.basename(r))[0]: r for r in recipes}
-    by_stem.update({k: v for k, v in OPENMIXUP_A2MIM.items()})
+    by_stem.update({**OPENMIXUP_A2MIM, **OPENMIXUP_FINETUNE})
     near = difflib.get_close_matches(stem, list(by_stem), n=5, cutoff=0.4)
     hint = '; nearest recipes: ' + ', '.join(f'configs/{by_stem[n]}' for n in near) if near else ''
     raise ConfigPathError(
