@@ -12,6 +12,7 @@ from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, p
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
 from .optimizers import LARS, LayerDecayOptimWrapperConstructor
+from .parallel import FullyShardWrapper, ShardedCheckpointHook, apply_activation_checkpointing
 
 __all__ = [
     'build_runner',
@@ -36,4 +37,7 @@ __all__ = [
     'pool_features',
     'LARS',
     'LayerDecayOptimWrapperConstructor',
+    'FullyShardWrapper',
+    'ShardedCheckpointHook',
+    'apply_activation_checkpointing',
 ]

@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
 from mimlab.engine.hooks import TrainStateHook
+from mimlab.engine.parallel import ShardedCheckpointHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist
 
@@ -189,6 +190,11 @@ def setup_distributed(cfg: Config) -> None:
     if 'timeout' in dist_cfg:  # seconds in the config, as mmengine's own set-up reads them
         dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     init_dist(launcher, backend=backend, **dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is not None and wrapper.get('type') in MODEL_WRAPPERS.module_dict:
+        # mimlab's own wrappers (FullyShardWrapper): mmengine's wrap_model looks the type up in its root registry
+        # without the default scope, so it is named with its scope
+        wrapper['type'] = f'mimlab.{wrapper["type"]}'
     if torch.cuda.is_available():
         return
     wrapper = cfg.get('model_wrapper_cfg') or dict(
@@ -226,6 +232,9 @@ def build_runner(cfg: Config) -> Runner:
     # (type='EpochBasedTrainLoop'), whose checkpoints then still have plain keys (compiled / wrapped models)
     if not any(isinstance(h, TrainStateHook) for h in runner.hooks):
         runner.register_hook(TrainStateHook())
+    # sharded (FSDP2) checkpoints: saved shard-wise, and loaded into sharded, DDP or single-process models
+    if not any(isinstance(h, ShardedCheckpointHook) for h in runner.hooks):
+        runner.register_hook(ShardedCheckpointHook())
     return runner
 
 
