@@ -1,0 +1,246 @@
+"""FSDP2 sharding (``model_wrapper_cfg=dict(type='FullyShardWrapper')``), run for real: two CPU processes over gloo,
+started by ``tools/dist_train.sh`` (torchrun + ``tools/train.py``), against the same runs under DDP.
+
+Each run is the demo recipe shrunk to 2 epochs x 4 iterations per rank (batch 16 per rank), with gradient
+accumulation over 2 iterations and ``clip_grad.max_norm=0.05`` (the gradient norms are ~4-7, so every update is
+clipped), logging every iteration, no DataLoader workers (their RNG is not part of an exact resume yet).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.config import Config
+
+from mimlab.utils import load_checkpoint_weights_only
+
+from .test_train_tools import free_port, scalars
+
+ROOT = Path(__file__).resolve().parents[1]
+MAE = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
+MAE_FSDP = 'configs/demo/mae_vit-test-p4_2xb64-fsdp-coslr-30e_builtin-32px.py'
+FT = 'configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py'
+MAX_NORM = 0.05
+TINY = [
+    'train_dataloader.batch_size=16',
+    'train_dataloader.dataset.num_samples=128',
+    'train_dataloader.num_workers=0',
+    'train_cfg.max_epochs=2',
+    'optim_wrapper.accumulative_counts=2',
+    f'optim_wrapper.clip_grad.max_norm={MAX_NORM}',
+    'default_hooks.logger.interval=1',
+    'randomness.seed=0',
+]
+FSDP = ['model_wrapper_cfg.type=FullyShardWrapper']
+
+
+def dist_train(config, work_dir, *options, resume=None):
+    """``tools/dist_train.sh CONFIG 2`` with the tiny settings (+ ``options``); returns the work dir."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    extra = ['--resume', str(resume)] if resume else []
+    args = ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir), *extra]
+    args += ['--cfg-options', *TINY, *options]
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    return Path(work_dir)
+
+
+def merged(work_dir: Path, name: str) -> dict:
+    """The sharded checkpoint ``name`` merged into one ordinary checkpoint by the tool (in its own process)."""
+    out = work_dir / f'{name}.merged.pth'
+    if not out.exists():
+        subprocess.run(
+            [sys.executable, 'tools/model_converters/merge_sharded_checkpoint.py', str(work_dir / name), str(out)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return load_checkpoint_weights_only(str(out))
+
+
+def assert_same_weights(ours: dict, ref: dict, rtol=1e-5):
+    """Every tensor within ``rtol`` of the reference, relative to the tensor's largest value.
+
+    The key bias (the middle third of ``qkv.bias``) is the exception, checked to stay ~0 instead: softmax over keys
+    ignores it, so its exact gradient is 0 and what it gets is rounding noise, which AdamW's normalisation turns
+    into lr-sized steps in random directions (values ~1e-7, different under any change of summation order).
+    """
+    assert ours.keys() == ref.keys()
+    for key, value in ref.items():
+        mine = ours[key]
+        if key.endswith('qkv.bias'):
+            d = value.numel() // 3
+            assert mine[d : 2 * d].abs().max() < 1e-5 and value[d : 2 * d].abs().max() < 1e-5, key
+            keep = torch.ones_like(value, dtype=torch.bool)
+            keep[d : 2 * d] = False
+            mine, value = mine[keep], value[keep]
+        scale = value.abs().max().clamp_min(1e-12)
+        assert ((mine - value).abs().max() / scale) <= rtol, f'{key}: {((mine - value).abs().max() / scale):.3g}'
+
+
+def assert_same_log(ours: list, ref: list, rtol=1e-5):
+    assert [r['step'] for r in ours] == [r['step'] for r in ref]
+    for a, b in zip(ours, ref, strict=True):
+        assert a['lr'] == b['lr'], (a, b)
+        for key in ('loss', 'grad_norm'):
+            if key in b:
+                assert abs(a[key] - b[key]) <= rtol * abs(b[key]), (key, a, b)
+
+
+@pytest.fixture(scope='module')
+def mae_runs(tmp_path_factory):
+    """The tiny MAE trained for 2 epochs under DDP and under FSDP2."""
+    ddp = dist_train(MAE, tmp_path_factory.mktemp('mae_ddp'))
+    fsdp = dist_train(MAE_FSDP, tmp_path_factory.mktemp('mae_fsdp'))
+    return ddp, fsdp
+
+
+def test_fsdp_mae_equals_ddp_with_clipping_and_accumulation(mae_runs):
+    ddp, fsdp = mae_runs
+    ddp_log, fsdp_log = scalars(ddp), scalars(fsdp)
+    assert [r['step'] for r in fsdp_log] == list(range(1, 9))
+    # the norm is computed over both ranks' shards: equal to DDP's full-gradient norm, and large enough that
+    # clipping to 0.05 acts on every update
+    assert all(r['grad_norm'] > 10 * MAX_NORM for r in fsdp_log if 'grad_norm' in r)
+    assert_same_log(fsdp_log, ddp_log)
+    ours, ref = merged(fsdp, 'epoch_2.pth'), load_checkpoint_weights_only(str(ddp / 'epoch_2.pth'))
+    assert_same_weights(ours['state_dict'], ref['state_dict'])
+    # AdamW's moments too, numbered as DDP saves them, with the layer-decay groups' extra keys
+    assert ours['optimizer']['state'].keys() == ref['optimizer']['state'].keys()
+    for i, state in ref['optimizer']['state'].items():
+        for key in ('exp_avg', 'exp_avg_sq'):
+            diff = (ours['optimizer']['state'][i][key] - state[key]).abs().max()
+            assert diff <= 1e-5 * state[key].abs().max(), (i, key)
+    assert [g['param_names'] for g in ours['optimizer']['param_groups']] == [
+        g['param_names'] for g in ref['optimizer']['param_groups']
+    ]
+
+
+def test_sharded_checkpoint_is_written_by_each_rank(mae_runs):
+    _, fsdp = mae_runs
+    meta = load_checkpoint_weights_only(str(fsdp / 'epoch_2.pth'))
+    assert meta['state_dict'] == {} and 'optimizer' not in meta
+    assert meta['sharded_state']['dir'] == 'epoch_2.pth.dcp' and meta['sharded_state']['world_size'] == 2
+    assert meta['meta']['iter'] == 8 and len(meta['rng_state']) == 2
+    shards = sorted(p.name for p in (fsdp / 'epoch_2.pth.dcp').iterdir())
+    assert shards == ['.metadata', '__0_0.distcp', '__1_0.distcp']
+    assert not list(fsdp.glob('*.partial'))
+    assert (fsdp / 'last_checkpoint').read_text().strip().endswith('epoch_2.pth')
+
+
+@pytest.mark.parametrize(
+    'saved_by, resumed_by',
+    [('fsdp', 'fsdp'), ('ddp', 'fsdp'), ('fsdp', 'ddp')],
+)
+def test_resume_across_sharding(mae_runs, tmp_path, saved_by, resumed_by):
+    """Resume from the epoch-1 checkpoint: iteration 5 onwards, with the same lr, losses and final weights as the
+    uninterrupted run."""
+    ddp, fsdp = mae_runs
+    source = {'ddp': ddp, 'fsdp': fsdp}[saved_by]
+    config = {'ddp': MAE, 'fsdp': MAE_FSDP}[resumed_by]
+    work = dist_train(config, tmp_path, resume=source / 'epoch_1.pth')
+    log = scalars(work)
+    assert [r['step'] for r in log] == [5, 6, 7, 8]
+    assert_same_log(log, scalars(fsdp)[4:])
+    final = (
+        merged(work, 'epoch_2.pth') if resumed_by == 'fsdp' else load_checkpoint_weights_only(str(work / 'epoch_2.pth'))
+    )
+    assert_same_weights(final['state_dict'], merged(fsdp, 'epoch_2.pth')['state_dict'])
+
+
+def test_merged_checkpoint_loads_strictly_and_converts_to_timm(mae_runs, tmp_path):
+    from mimlab.apis import register_all_modules
+    from mimlab.registry import MODELS
+
+    register_all_modules()
+    _, fsdp = mae_runs
+    state = merged(fsdp, 'epoch_2.pth')['state_dict']
+    model = MODELS.build(Config.fromfile(ROOT / MAE).model)
+    model.load_state_dict(state, strict=True)
+    subprocess.run(
+        [
+            sys.executable,
+            'tools/model_converters/mmcls2timm.py',
+            str(fsdp / 'epoch_2.pth.merged.pth'),
+            str(tmp_path / 't.pth'),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    from timm.models.vision_transformer import VisionTransformer
+
+    # the demo encoder's shape (mmcls2timm --check infers heads only for the standard widths)
+    timm_vit = VisionTransformer(img_size=32, patch_size=4, embed_dim=96, depth=4, num_heads=3, num_classes=0)
+    timm_vit.load_state_dict(torch.load(tmp_path / 't.pth', weights_only=True)['model'], strict=True)
+
+
+def test_fsdp_finetune_with_activation_checkpointing_equals_ddp(mae_runs, tmp_path):
+    """Fine-tuning from the merged sharded MAE checkpoint (layer decay, drop path, Mixup/CutMix, RandAugment), with
+    activation checkpointing applied by the wrapper, validated at the end."""
+    _, fsdp = mae_runs
+    pretrained = fsdp / 'epoch_2.pth.merged.pth'
+    merged(fsdp, 'epoch_2.pth')
+    options = [
+        f'model.backbone.init_cfg.checkpoint={pretrained}',
+        'custom_hooks=[]',  # EMAHook deep-copies the model, which FSDP2 refuses
+        'val_dataloader.dataset.num_samples=64',
+        'val_dataloader.num_workers=0',
+        'train_cfg.val_interval=2',
+    ]
+    ddp = dist_train(FT, tmp_path / 'ddp', *options)
+    sharded = dist_train(FT, tmp_path / 'fsdp', *options, *FSDP, 'model_wrapper_cfg.activation_checkpointing=True')
+    assert_same_log(scalars(sharded), scalars(ddp))
+    assert_same_weights(
+        merged(sharded, 'epoch_2.pth')['state_dict'],
+        load_checkpoint_weights_only(str(ddp / 'epoch_2.pth'))['state_dict'],
+    )
+    accuracy = [Path(p).read_text() for p in sorted((tmp_path / 'fsdp').glob('*/vis_data/scalars.json'))]
+    assert 'accuracy/top1' in accuracy[-1]
+
+
+# ------------------------------------------------------------------------------ bytes held per rank
+
+
+def _bytes_rank(rank: int, port: int, out: str) -> None:
+    from mmengine.config import Config
+
+    from mimlab.apis import register_all_modules
+    from mimlab.engine.parallel import FullyShardWrapper, local_state_bytes
+    from mimlab.registry import MODELS
+
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    register_all_modules()
+    result = {}
+    for kind in ('ddp', 'fsdp'):
+        torch.manual_seed(0)
+        model = MODELS.build(Config.fromfile(ROOT / MAE).model)
+        if kind == 'ddp':
+            model.init_weights()
+            wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        else:
+            wrapped = FullyShardWrapper(model)
+        optimizer = torch.optim.AdamW(wrapped.parameters(), lr=1e-4)
+        wrapped(torch.randn(4, 3, 32, 32), mode='loss')['loss'].backward()
+        optimizer.step()
+        result[kind] = local_state_bytes(wrapped, optimizer)
+    if rank == 0:
+        torch.save(result, out)
+    dist.destroy_process_group()
+
+
+def test_sharded_bytes_per_rank_are_half_of_ddp(tmp_path):
+    out = tmp_path / 'bytes.pth'
+    mp.spawn(_bytes_rank, args=(free_port(), str(out)), nprocs=2, join=True)
+    result = torch.load(out, weights_only=True)
+    ddp, fsdp = result['ddp'], result['fsdp']
+    # fp32 weights, and gradients and two AdamW moments of the trained ones (MAE's sin-cos tables are frozen)
+    assert ddp['grads'] < ddp['params'] < 1.02 * ddp['grads'] and abs(ddp['optimizer'] - 2 * ddp['grads']) < 1000
+    # shards are padded to a multiple of the world size along dim 0: a little over half
+    assert 0.5 <= fsdp['total'] / ddp['total'] < 0.51, result
