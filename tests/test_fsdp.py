@@ -218,18 +218,24 @@ def _bytes_rank(rank: int, port: int, out: str) -> None:
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
     register_all_modules()
     result = {}
-    for kind in ('ddp', 'fsdp'):
+    for kind in ('ddp', 'fsdp', 'fsdp-bf16'):
         torch.manual_seed(0)
         model = MODELS.build(Config.fromfile(ROOT / MAE).model)
         if kind == 'ddp':
             model.init_weights()
             wrapped = torch.nn.parallel.DistributedDataParallel(model)
         else:
-            wrapped = FullyShardWrapper(model)
+            bf16 = dict(param_dtype='bfloat16', reduce_dtype='float32') if kind == 'fsdp-bf16' else None
+            wrapped = FullyShardWrapper(model, mixed_precision=bf16)
         optimizer = torch.optim.AdamW(wrapped.parameters(), lr=1e-4)
-        wrapped(torch.randn(4, 3, 32, 32), mode='loss')['loss'].backward()
+        torch.manual_seed(1)
+        loss = wrapped(torch.randn(4, 3, 32, 32), mode='loss')['loss']
+        loss.backward()
         optimizer.step()
         result[kind] = local_state_bytes(wrapped, optimizer)
+        result[kind]['loss'] = loss.item()
+        result[kind]['dtypes'] = sorted({str(p.dtype) for p in wrapped.parameters()} | {str(loss.dtype)})
+        result[kind]['grad_dtypes'] = sorted({str(p.grad.dtype) for p in wrapped.parameters() if p.grad is not None})
     if rank == 0:
         torch.save(result, out)
     dist.destroy_process_group()
@@ -244,3 +250,70 @@ def test_sharded_bytes_per_rank_are_half_of_ddp(tmp_path):
     assert ddp['grads'] < ddp['params'] < 1.02 * ddp['grads'] and abs(ddp['optimizer'] - 2 * ddp['grads']) < 1000
     # shards are padded to a multiple of the world size along dim 0: a little over half
     assert 0.5 <= fsdp['total'] / ddp['total'] < 0.51, result
+    assert fsdp['loss'] == pytest.approx(ddp['loss'], rel=1e-6)
+    # bf16 compute, fp32 master weights, gradients (reduced in fp32) and optimizer state: the same bytes held
+    bf16 = result['fsdp-bf16']
+    assert bf16['total'] == fsdp['total'] and bf16['grad_dtypes'] == ['torch.float32']
+    assert bf16['dtypes'] == ['torch.float32']  # the sharded master weights
+    assert bf16['loss'] == pytest.approx(ddp['loss'], rel=2e-2) and bf16['loss'] != fsdp['loss']  # a bf16 forward
+
+
+# ------------------------------------------------------------------------------ recipes and precision
+
+FSDP_RECIPES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*fsdp*.py'))
+
+
+def test_fsdp_recipes_exist():
+    names = {Path(c).name for c in FSDP_RECIPES}
+    assert names >= {
+        'mae_vit-large-p16_8xb512-amp-fsdp-coslr-1600e_in1k.py',
+        'mae_vit-huge-p14_8xb512-amp-fsdp-coslr-1600e_in1k.py',
+        'vit-large-p16_8xb128-fsdp-coslr-50e_in1k.py',
+        'vit-huge-p14_8xb128-fsdp-coslr-50e_in1k.py',
+        'mixmim_mixmim-large_16xb128-amp-fsdp-coslr-600e_in1k.py',
+        'mixmim_mixmim-huge_16xb128-amp-fsdp-coslr-600e_in1k.py',
+        'simmim_swin-large-w12_16xb128-amp-fsdp-coslr-800e_in1k-192px.py',
+        'mae_vit-test-p4_2xb64-fsdp-coslr-30e_builtin-32px.py',
+    }
+
+
+@pytest.mark.parametrize('config', FSDP_RECIPES)
+def test_fsdp_recipes_make_every_block_a_unit(config):
+    """Each sharded recipe names the wrapper, and its model (tiny) has one FSDP unit per encoder and decoder block."""
+    from mimlab.apis import register_all_modules
+    from mimlab.engine.parallel import find_blocks
+    from mimlab.registry import MODELS
+
+    from .test_configs import _tiny_model_cfg
+
+    register_all_modules()
+    cfg = Config.fromfile(ROOT / config)
+    assert cfg.model_wrapper_cfg.type == 'FullyShardWrapper'
+    model = MODELS.build(_tiny_model_cfg(cfg) if 'demo' not in config else cfg.model)
+    names = [name for name, _ in find_blocks(model)]
+    backbone = model.backbone
+    expected = (
+        len(backbone.layers)
+        if hasattr(backbone, 'layers') and not hasattr(backbone.layers[0], 'blocks')
+        else sum(len(stage.blocks) for stage in getattr(backbone, 'stages', getattr(backbone, 'layers', [])))
+    )
+    decoder = getattr(getattr(model, 'neck', None), 'decoder_blocks', [])
+    assert len(names) == expected + len(decoder) > 0, names
+    assert all(n.startswith(('backbone.', 'neck.decoder_blocks.')) for n in names)
+
+
+def test_amp_under_sharding_is_the_bf16_mixed_precision_policy(monkeypatch):
+    from .test_train_tools import train_cfg
+
+    recipe = 'configs/mae/mae_vit-huge-p14_8xb512-amp-fsdp-coslr-1600e_in1k.py'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: True)
+    cfg = train_cfg(recipe)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.model_wrapper_cfg.mixed_precision == dict(param_dtype='bfloat16', reduce_dtype='float32')
+    with pytest.raises(ValueError, match='fp16 mixed precision with FullyShardWrapper'):
+        train_cfg(recipe, '--cfg-options', 'optim_wrapper.dtype=float16')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.warns(UserWarning, match='needs a GPU'):  # CPU: fp32, as every AMP recipe
+        cfg = train_cfg(recipe)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'mixed_precision' not in cfg.model_wrapper_cfg

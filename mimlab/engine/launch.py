@@ -38,11 +38,17 @@ def resolve_amp(cfg: Config) -> None:
       GradScaler would only add an inf check, a host sync, to every step).
     - CUDA without bf16, or ``dtype='float16'`` requested: fp16 with ``loss_scale='dynamic'`` unless set.
     - No CUDA: warn and train in fp32 with a plain ``OptimWrapper`` (mmengine's ``AmpOptimWrapper`` asserts a GPU).
+    - CUDA and a sharded model (``FullyShardWrapper``): bf16 through FSDP2's ``MixedPrecisionPolicy`` (fp32 gradient
+      reduction) and a plain ``OptimWrapper``; fp16 is refused.
 
     Configs that are not AMP are left alone.
     """
     ow = cfg.get('optim_wrapper')
     if ow is None or ow.get('type') != 'AmpOptimWrapper':
+        return
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if torch.cuda.is_available() and wrapper.get('type') in ('FullyShardWrapper', 'mimlab.FullyShardWrapper'):
+        _sharded_amp(cfg, ow, wrapper)
         return
     if not torch.cuda.is_available():
         warnings.warn(
@@ -60,6 +66,22 @@ def resolve_amp(cfg: Config) -> None:
         ow['loss_scale'] = dict(enabled=False)
     else:
         ow.setdefault('loss_scale', 'dynamic')
+
+
+def _sharded_amp(cfg: Config, ow, wrapper) -> None:
+    """AMP under FSDP2 sharding is FSDP2's ``MixedPrecisionPolicy``: bf16 weights gathered and computed with, fp32
+    gradient reduction, fp32 master weights and optimizer state; a plain ``OptimWrapper`` (no autocast, no scaler)."""
+    dtype = ow.get('dtype') or ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16')
+    if dtype in ('float16', torch.float16):
+        raise ValueError(
+            'optim_wrapper: fp16 mixed precision with FullyShardWrapper would need a sharded loss scaler, which mimlab '
+            "does not have; use bf16 (optim_wrapper.dtype='bfloat16', GPUs from A100 on) or train in fp32"
+        )
+    wrapper.setdefault('mixed_precision', dict(param_dtype='bfloat16', reduce_dtype='float32'))
+    cfg.model_wrapper_cfg = wrapper
+    ow['type'] = 'OptimWrapper'
+    ow.pop('loss_scale', None)
+    ow.pop('dtype', None)
 
 
 def _apply_common(cfg: Config, args) -> None:

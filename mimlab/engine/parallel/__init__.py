@@ -10,10 +10,11 @@ from .checkpoint import (
     save_sharded_state,
     shard_dir_of,
 )
-from .fsdp import FullyShardWrapper, gathered_root, is_sharded, local_state_bytes
+from .fsdp import CheckpointedDDP, FullyShardWrapper, gathered_root, is_sharded, local_state_bytes
 
 __all__ = [
     'DEFAULT_BLOCKS',
+    'CheckpointedDDP',
     'FullyShardWrapper',
     'ShardedCheckpointHook',
     'apply_activation_checkpointing',

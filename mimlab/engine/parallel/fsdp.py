@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
+from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper
 from torch import nn
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -34,7 +35,7 @@ from mimlab.registry import MODEL_WRAPPERS
 
 from .activation_checkpointing import DEFAULT_BLOCKS, apply_activation_checkpointing, find_blocks
 
-__all__ = ['FullyShardWrapper', 'gathered_root', 'is_sharded', 'local_state_bytes']
+__all__ = ['CheckpointedDDP', 'FullyShardWrapper', 'gathered_root', 'is_sharded', 'local_state_bytes']
 
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
@@ -141,6 +142,23 @@ def gathered_root(model: nn.Module):
         yield
     finally:
         module.reshard()
+
+
+@MODEL_WRAPPERS.register_module()
+class CheckpointedDDP(MMDistributedDataParallel):
+    """mmengine's ``MMDistributedDataParallel`` with activation checkpointing of every block, applied before DDP
+    wraps the model: ``model_wrapper_cfg=dict(type='CheckpointedDDP')`` (DDP's own arguments pass through).
+
+    Args:
+        module: The algorithm.
+        block_types: Class names of the blocks to checkpoint
+            (:func:`~mimlab.engine.parallel.apply_activation_checkpointing`).
+        **kwargs: ``DistributedDataParallel``'s arguments (``device_ids``, ``broadcast_buffers``, ...).
+    """
+
+    def __init__(self, module: nn.Module, block_types: tuple[str, ...] | list[str] = DEFAULT_BLOCKS, **kwargs):
+        apply_activation_checkpointing(module, block_types)
+        super().__init__(module=module, **kwargs)
 
 
 def is_sharded(model: nn.Module) -> bool:
