@@ -39,14 +39,16 @@ TINY = [
 FSDP = ['model_wrapper_cfg.type=FullyShardWrapper']
 
 
-def dist_train(config, work_dir, *options, resume=None):
-    """``tools/dist_train.sh CONFIG 2`` with the tiny settings (+ ``options``); returns the work dir."""
+def dist_train(config, work_dir, *options, resume=None, expect_failure=False):
+    """``tools/dist_train.sh CONFIG 2`` with the tiny settings (+ ``options``); returns the work dir.
+    ``resume``: a checkpoint, or ``'auto'`` for a bare ``--resume``."""
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
-    extra = ['--resume', str(resume)] if resume else []
+    extra = [] if resume is None else ['--resume'] if resume == 'auto' else ['--resume', str(resume)]
     args = ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir), *extra]
     args += ['--cfg-options', *TINY, *options]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    ok = proc.returncode != 0 if expect_failure else proc.returncode == 0
+    assert ok, f'{args} gave {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
     return Path(work_dir)
 
 
@@ -151,6 +153,26 @@ def test_resume_across_sharding(mae_runs, tmp_path, saved_by, resumed_by):
         merged(work, 'epoch_2.pth') if resumed_by == 'fsdp' else load_checkpoint_weights_only(str(work / 'epoch_2.pth'))
     )
     assert_same_weights(final['state_dict'], merged(fsdp, 'epoch_2.pth')['state_dict'])
+
+
+def test_killed_sharded_run_resumes_where_its_checkpoint_ends(mae_runs, tmp_path):
+    """Both processes SIGKILLed before iteration 7; a bare ``--resume`` continues from the sharded epoch-1
+    checkpoint (iteration 5) and ends with the uninterrupted run's weights."""
+    _, fsdp = mae_runs
+    killed = tmp_path / 'killed.py'
+    killed.write_text(
+        f"_base_ = '{ROOT / MAE_FSDP}'\n"
+        "custom_imports = dict(imports=['tests.fault_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='KillAtIterHook', iteration=7)]\n"
+    )
+    dist_train(str(killed), tmp_path, expect_failure=True)
+    assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert not (tmp_path / 'epoch_2.pth').exists()
+    dist_train(MAE_FSDP, tmp_path, resume='auto')
+    log = [r for r in scalars(tmp_path) if r['step'] >= 5][-4:]
+    assert [r['step'] for r in log] == [5, 6, 7, 8]
+    assert_same_log(log, scalars(fsdp)[4:])
+    assert_same_weights(merged(tmp_path, 'epoch_2.pth')['state_dict'], merged(fsdp, 'epoch_2.pth')['state_dict'])
 
 
 def test_merged_checkpoint_loads_strictly_and_converts_to_timm(mae_runs, tmp_path):
@@ -317,3 +339,21 @@ def test_amp_under_sharding_is_the_bf16_mixed_precision_policy(monkeypatch):
     with pytest.warns(UserWarning, match='needs a GPU'):  # CPU: fp32, as every AMP recipe
         cfg = train_cfg(recipe)
     assert cfg.optim_wrapper.type == 'OptimWrapper' and 'mixed_precision' not in cfg.model_wrapper_cfg
+
+
+def test_benchmark_reports_every_rank_of_a_sharded_run(tmp_path):
+    out = tmp_path / 'bench.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+    args = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(free_port())]
+    args += ['tools/analysis_tools/benchmark.py', MAE_FSDP, '--launcher', 'pytorch', '--steps', '2', '--warmup', '1']
+    args += ['--batch-size', '4', '--json', str(out)]
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = __import__('json').loads(out.read_text())
+    assert (result['wrapper'], result['world_size']) == ('FullyShardWrapper', 2)
+    assert len(result['rank_step_time']) == len(result['rank_peak_memory_mb']) == 2
+    # between steps each rank holds its shard of the weights (4 B) and of AdamW's moments (8 B): the demo's
+    # 0.57 M parameters x 12 B / 2 ranks, plus padding and Adam's step counters
+    for held in result['rank_state_mb']:
+        assert 3.2 < held < 3.35, result['rank_state_mb']
+    assert 'rank 1: step' in proc.stdout

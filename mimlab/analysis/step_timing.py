@@ -308,8 +308,9 @@ def _wrap(cfg, model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def _per_rank(result: dict, model: nn.Module, optim_wrapper) -> None:
-    """Add every rank's step time, peak memory and held bytes (parameters + gradients + optimizer state, from
-    the local shards) to ``result`` as lists indexed by rank, and the wrapper's name."""
+    """Add every rank's step time, peak memory and held bytes (parameters + optimizer state from the local shards,
+    between steps: the optim wrapper frees the gradients after each step) to ``result`` as lists indexed by rank,
+    and the wrapper's name."""
     import torch.distributed as dist
 
     from mimlab.engine.parallel import local_state_bytes
@@ -397,7 +398,7 @@ def format_training(result: dict) -> str:
         ):
             lines.append(
                 f'  rank {rank}: step {t * 1e3:.1f} ms, peak memory {peak:.0f} MiB, '
-                f'weights + gradients + optimizer state held {held:.1f} MiB'
+                f'weights + optimizer state held {held:.1f} MiB'
             )
     if 'reference' in result:
         name = result['reference']

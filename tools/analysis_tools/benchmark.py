@@ -7,7 +7,7 @@ reference, is built in ``mmpretrain_reference.py`` next to this file.
 
 Sharded or DDP runs: ``torchrun --nproc_per_node 2 tools/analysis_tools/benchmark.py CONFIG --launcher pytorch``
 wraps the model as training does (``model_wrapper_cfg``: ``FullyShardWrapper`` in the ``fsdp`` recipes, DDP
-otherwise) and reports each rank's step time, peak memory and parameter + gradient + optimizer bytes.
+otherwise) and reports each rank's step time, peak memory and the parameter + optimizer-state bytes it holds.
 """
 
 import argparse
