@@ -18,3 +18,19 @@ class KillAtIterHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter + 1 == self.iteration:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class PoisonWeightsAtIterHook(Hook):
+    """Fill every parameter (this rank's shards, when sharded) with NaN just before iteration ``iteration`` runs."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.iteration:
+            import torch
+
+            with torch.no_grad():
+                for param in runner.model.parameters():
+                    param.fill_(float('nan'))

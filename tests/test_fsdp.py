@@ -175,6 +175,26 @@ def test_killed_sharded_run_resumes_where_its_checkpoint_ends(mae_runs, tmp_path
     assert_same_weights(merged(tmp_path, 'epoch_2.pth')['state_dict'], merged(fsdp, 'epoch_2.pth')['state_dict'])
 
 
+def test_guard_rolls_a_sharded_model_back_to_its_sharded_checkpoint(tmp_path):
+    """NaN weights before iteration 6: the updates at iterations 6 and 8 (accumulation over 2) are skipped, and the
+    second one in a row rolls model and AdamW state back to the sharded epoch-1 checkpoint."""
+    poisoned = tmp_path / 'poisoned.py'
+    poisoned.write_text(
+        f"_base_ = '{ROOT / MAE_FSDP}'\n"
+        "custom_imports = dict(imports=['tests.fault_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PoisonWeightsAtIterHook', iteration=6)]\n"
+        "default_hooks = dict(nan_guard=dict(type='NonFiniteGuardHook', max_consecutive=2, on_repeated='rollback'))\n"
+    )
+    work = dist_train(str(poisoned), tmp_path / 'work')
+    logs = '\n'.join(p.read_text() for p in work.glob('*/*.log'))
+    assert 'rolled back model and optimizer to' in logs and 'epoch_1.pth' in logs
+    rolled = merged(work, 'epoch_2.pth')
+    start = merged(work, 'epoch_1.pth')
+    assert_same_weights(rolled['state_dict'], start['state_dict'], rtol=0)
+    for i, state in start['optimizer']['state'].items():
+        assert torch.equal(rolled['optimizer']['state'][i]['exp_avg'], state['exp_avg'])
+
+
 def test_merged_checkpoint_loads_strictly_and_converts_to_timm(mae_runs, tmp_path):
     from mimlab.apis import register_all_modules
     from mimlab.registry import MODELS
