@@ -94,6 +94,13 @@ def assert_same_log(ours: list, ref: list, rtol=1e-5):
                 assert abs(a[key] - b[key]) <= rtol * abs(b[key]), (key, a, b)
 
 
+def _rows(work_dir) -> list[dict]:
+    import json
+
+    files = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+
+
 @pytest.fixture(scope='module')
 def mae_runs(tmp_path_factory):
     """The tiny MAE trained for 2 epochs under DDP and under FSDP2."""
@@ -242,8 +249,15 @@ def test_fsdp_finetune_with_activation_checkpointing_equals_ddp(mae_runs, tmp_pa
         merged(sharded, 'epoch_2.pth')['state_dict'],
         load_checkpoint_weights_only(str(ddp / 'epoch_2.pth'))['state_dict'],
     )
-    accuracy = [Path(p).read_text() for p in sorted((tmp_path / 'fsdp').glob('*/vis_data/scalars.json'))]
-    assert 'accuracy/top1' in accuracy[-1]
+    val = [r for r in _rows(tmp_path / 'fsdp') if 'accuracy/top1' in r]
+    assert val, 'no validation at the end of the sharded run'
+    # tools/dist_test.sh evaluates the sharded checkpoint under sharding: the accuracy of the run's validation
+    test = [options[1], *[o.replace('val_', 'test_') for o in options[2:4]], *FSDP]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    args = ['bash', 'tools/dist_test.sh', FT, str(sharded / 'epoch_2.pth'), '2', '--work-dir', str(tmp_path / 'test')]
+    proc = subprocess.run([*args, '--cfg-options', *test], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'accuracy/top1: {val[-1]["accuracy/top1"]:.4f}' in proc.stdout + proc.stderr
 
 
 # ------------------------------------------------------------------------------ bytes held per rank

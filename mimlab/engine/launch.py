@@ -182,6 +182,9 @@ def merge_test_args(cfg: Config, args) -> Config:
     cfg.load_from = args.checkpoint
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if wrapper.get('type') in ('FullyShardWrapper', 'mimlab.FullyShardWrapper'):
+        wrapper.setdefault('init_weights', False)  # evaluation: the checkpoint replaces the weights
     out, out_item = getattr(args, 'out', None), getattr(args, 'out_item', None) or 'pred'
     if out and out_item == 'pred':
         if not out.endswith(('.pkl', '.pickle')):
@@ -271,6 +274,12 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
     from mimlab.utils import load_checkpoint_weights_only
 
     state = load_checkpoint_weights_only(checkpoint)
+    if state.get('sharded_state') is not None:  # FSDP2 checkpoint: the keys are in its shards' metadata
+        from torch.distributed.checkpoint import FileSystemReader
+
+        shard_dir = os.path.join(os.path.dirname(checkpoint), state['sharded_state']['dir'])
+        keys = FileSystemReader(shard_dir).read_metadata().state_dict_metadata
+        state = {k.removeprefix('state_dict.'): None for k in keys if k.startswith('state_dict.')}
     state = state.get('state_dict', state)
     if not any(k.startswith('head.') for k in state):
         raise RuntimeError(

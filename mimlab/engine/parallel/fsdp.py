@@ -65,6 +65,9 @@ class FullyShardWrapper(nn.Module):
             backward pass: less memory, more communication). False keeps them from forward to backward.
         activation_checkpointing: Recompute every block in the backward pass
             (:func:`~mimlab.engine.parallel.apply_activation_checkpointing`).
+        init_weights: Call the model's ``init_weights()`` before sharding, as the runner does before training.
+            ``tools/test.py`` sets it to False: the checkpoint replaces the weights, and a fine-tune recipe's
+            ``Pretrained`` init would look for its pretraining checkpoint.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class FullyShardWrapper(nn.Module):
         mixed_precision: dict | None = None,
         reshard_after_forward: bool = True,
         activation_checkpointing: bool = False,
+        init_weights: bool = True,
     ):
         super().__init__()
         if not (dist.is_available() and dist.is_initialized()):
@@ -85,7 +89,7 @@ class FullyShardWrapper(nn.Module):
         policy = MixedPrecisionPolicy(**{k: _dtype(v, k) for k, v in mp.items()})
 
         # like DDP: every rank starts from rank 0's weights (initialised here, while they are still whole tensors)
-        if hasattr(module, 'init_weights'):
+        if init_weights and hasattr(module, 'init_weights'):
             module.init_weights()
         with torch.no_grad():
             for tensor in [*module.parameters(), *module.buffers()]:
