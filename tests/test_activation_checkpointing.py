@@ -50,6 +50,27 @@ CASES = {
         _mask_samples(16, 2),
         'backbone.stages.0.blocks.0.norm1',
     ),
+    # MixMIM: window attention with the two images' blocking mask, drop path
+    'mixmim': lambda cp: (
+        MODELS.build(
+            dict(
+                type='MixMIM',
+                backbone=dict(
+                    type='MixMIMPretrainTransformer',
+                    arch=dict(embed_dims=16, depths=[1, 2, 1], num_heads=[1, 2, 4]),
+                    img_size=32,
+                    window_size=[4, 4, 2],
+                    drop_path_rate=0.3,
+                    with_cp=cp,
+                ),
+                neck=dict(type='MixMIMPretrainDecoder', decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2),
+                head=dict(type='MixMIMPretrainHead', norm_pix=True),
+            )
+        ),
+        torch.randn(2, 3, 32, 32),
+        None,
+        'backbone.layers.1.blocks.1.ln1',
+    ),
     'convnext-a2mim': lambda cp: (
         MODELS.build(
             dict(

@@ -2,11 +2,12 @@
 
 A block that is checkpointed keeps only its inputs for the backward pass and runs its forward again there
 (less activation memory for about one more forward pass of compute). torch's composable
-``torch.distributed._composable.checkpoint`` does this with forward hooks: the module keeps its class and its
-parameter names (state-dict keys, layer-decay depths and weight-decay names are unchanged), it can be applied before
-``fully_shard`` (FSDP2 composes with it: the recomputation runs inside the block's own unshard/reshard) and inside
-a model that DDP wraps. Dropout and stochastic depth draw the same numbers in the recomputation (the RNG state is
-saved with the inputs), so losses and gradients equal those without checkpointing.
+``torch.distributed._composable.checkpoint`` does this with forward hooks
+(:func:`mimlab.models.layers.checkpoint_module`, which the backbones' ``with_cp=True`` use as well): the module
+keeps its class and its parameter names (state-dict keys, layer-decay depths and weight-decay names are
+unchanged), it can be applied before ``fully_shard`` (FSDP2 composes with it: the recomputation runs inside the
+block's own unshard/reshard) and inside a model that DDP wraps. Dropout and stochastic depth draw the same numbers
+in the recomputation (the RNG state is saved with the inputs), so losses and gradients equal those without it.
 
 The blocks are found by class name (:data:`DEFAULT_BLOCKS`: the transformer blocks of ViT, the MAE and MixMIM
 decoders, Swin and MixMIM, and the ConvNeXt and ResNet blocks), so model files name no infrastructure.
@@ -15,7 +16,8 @@ decoders, Swin and MixMIM, and the ConvNeXt and ResNet blocks), so model files n
 from collections.abc import Iterable
 
 from torch import nn
-from torch.distributed._composable import checkpoint as _composable_checkpoint
+
+from mimlab.models.layers import checkpoint_module, is_checkpointed
 
 __all__ = ['DEFAULT_BLOCKS', 'find_blocks', 'apply_activation_checkpointing']
 
@@ -54,8 +56,7 @@ def apply_activation_checkpointing(model: nn.Module, block_types: Iterable[str] 
     """
     names = []
     for name, block in find_blocks(model, block_types):
-        if getattr(block, 'with_cp', False):  # the block checkpoints itself
-            continue
-        _composable_checkpoint(block)
-        names.append(name)
+        if not is_checkpointed(block):  # with_cp=True in the backbone config checkpoints its blocks already
+            checkpoint_module(block)
+            names.append(name)
     return names
