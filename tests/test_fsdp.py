@@ -175,7 +175,9 @@ def test_killed_sharded_run_resumes_where_its_checkpoint_ends(mae_runs, tmp_path
     dist_train(str(killed), tmp_path, expect_failure=True)
     assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
     assert not (tmp_path / 'epoch_2.pth').exists()
-    dist_train(MAE_FSDP, tmp_path, resume='auto')
+    dist_train(MAE_FSDP, tmp_path, 'default_hooks.checkpoint.max_keep_ckpts=1', resume='auto')
+    # pruned once epoch 2 was complete: the checkpoint and its shards
+    assert not (tmp_path / 'epoch_1.pth').exists() and not (tmp_path / 'epoch_1.pth.dcp').exists()
     log = [r for r in scalars(tmp_path) if r['step'] >= 5][-4:]
     assert [r['step'] for r in log] == [5, 6, 7, 8]
     assert_same_log(log, scalars(fsdp)[4:])
@@ -211,6 +213,15 @@ def test_merged_checkpoint_loads_strictly_and_converts_to_timm(mae_runs, tmp_pat
     state = merged(fsdp, 'epoch_2.pth')['state_dict']
     model = MODELS.build(Config.fromfile(ROOT / MAE).model)
     model.load_state_dict(state, strict=True)
+    subprocess.run(
+        [sys.executable, 'tools/model_converters/extract_backbone_weights.py', str(fsdp / 'epoch_2.pth.merged.pth')]
+        + [str(tmp_path / 'backbone.pth')],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    backbone = torch.load(tmp_path / 'backbone.pth', weights_only=True)['state_dict']
+    model.backbone.load_state_dict(backbone, strict=True)
     subprocess.run(
         [
             sys.executable,
