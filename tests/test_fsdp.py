@@ -402,3 +402,24 @@ def test_benchmark_reports_every_rank_of_a_sharded_run(tmp_path):
     for held in result['rank_state_mb']:
         assert 3.2 < held < 3.35, result['rank_state_mb']
     assert 'rank 1: step' in proc.stdout
+
+
+def test_knn_hook_gives_the_ddp_accuracy_under_sharding(tmp_path):
+    """``KNNHook`` calls ``extract_feat`` outside ``forward``: every rank gathers the root's weights for it."""
+    config = tmp_path / 'knn.py'
+    config.write_text(
+        f"_base_ = '{ROOT / MAE}'\n"
+        "loader = dict(batch_size=64, num_workers=0, sampler=dict(type='ExactResumeSampler', shuffle=False),\n"
+        "              collate_fn=dict(type='default_collate'))\n"
+        "pipe = [dict(type='ResizeEdge', scale=32), dict(type='PackInputs')]\n"
+        "data = dict(type='BuiltinDataset', img_size=48, pipeline=pipe)\n"
+        "custom_hooks = [dict(type='KNNHook', interval=1, k=5,\n"
+        "    bank_dataloader=dict(**loader, dataset=dict(**data, split='train', num_samples=128)),\n"
+        "    query_dataloader=dict(**loader, dataset=dict(**data, split='val', num_samples=64)))]\n"
+    )
+    reports = []
+    for name, options in (('ddp', []), ('fsdp', FSDP)):
+        work = dist_train(str(config), tmp_path / name, *options)
+        log = '\n'.join(p.read_text() for p in work.glob('*/*.log'))
+        reports.append([line.split('INFO - ')[-1] for line in log.splitlines() if 'knn/top1=' in line])
+    assert len(reports[0]) == 2 and reports[1] == reports[0]
