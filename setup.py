@@ -20,7 +20,11 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'configs')),
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        # WebDataset shards and Hugging Face datasets (mimlab.datasets.shards / hf): pip install mimlab[streaming]
+        'streaming': read_requirements('streaming.txt'),
+    },
     license='Apache-2.0',
     # the JPEG region decoder of the fast input path; optional: without a C compiler or the libjpeg(-turbo) headers
     # the build skips it and LoadImageRandomResizedCrop decodes whole images with cv2

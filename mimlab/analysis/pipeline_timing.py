@@ -137,3 +137,88 @@ def benchmark_pipelines(
 def benchmark_pipeline(pipeline: list[dict], paths: list[str], **kwargs) -> dict:
     """:func:`benchmark_pipelines` for one pipeline."""
     return benchmark_pipelines(dict(pipeline=pipeline), paths, **kwargs)['pipeline']
+
+
+def benchmark_files_vs_shards(
+    pipeline: list[dict],
+    paths: list[str],
+    shard_dir: str,
+    workers: int = 0,
+    batch_size: int = 32,
+    repeats: int = 1,
+    collate: dict | None = None,
+    samples_per_shard: int = 64,
+    shuffle_buffer: int = 256,
+) -> dict[str, dict]:
+    """Images/s of one pipeline reading the same JPEGs as files and from WebDataset shards.
+
+    The shards are written from ``paths`` into ``shard_dir`` (the files' bytes, not re-encoded; reused when its
+    manifest lists as many samples). Both sources are shuffled (a random file order; the shards' shard order and
+    buffer), labelled, and batched and collated alike; they take turns, one pass each per round, and the median pass
+    counts.
+
+    Args:
+        pipeline: Transform configs; its first transform reads ``img_path`` (files) or ``img_bytes`` (shards).
+        paths: The JPEG files.
+        shard_dir: Where the shards are (written).
+        workers: DataLoader workers per source; 0 runs in this process.
+        batch_size: Collated batch size.
+        repeats: Rounds.
+        collate: Collate config (default ``mimlab.default_collate``).
+        samples_per_shard: Shard size when writing.
+        shuffle_buffer: The shards' buffer.
+
+    Returns:
+        ``files`` / ``shards`` -> ``images_per_s``, ``images_per_s_per_core``, ``pass_times``, ``num_images``.
+    """
+    from mmengine.registry import FUNCTIONS
+
+    from mimlab.datasets.shards import MANIFEST, WebDataset, read_manifest, samples_from_files, write_shards
+
+    manifest = osp.join(shard_dir, MANIFEST)
+    if not (osp.isfile(manifest) and read_manifest(manifest)['samples'] == len(paths)):
+        infos = [dict(img_path=p, gt_label=i % 1000) for i, p in enumerate(paths)]
+        write_shards(samples_from_files(infos), shard_dir, samples_per_shard=samples_per_shard, progress=False)
+    collate = dict(collate or dict(type='mimlab.default_collate'))
+    collate_fn = functools.partial(FUNCTIONS.get(collate.pop('type')), **collate)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('mimlab'):
+        shards = WebDataset(
+            urls=[s['name'] for s in read_manifest(manifest)['shards']],
+            data_root=shard_dir,
+            shuffle_buffer=shuffle_buffer,
+            pipeline=copy.deepcopy(pipeline),
+        )
+    shards.set_batch_size(batch_size)
+    common = dict(
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        worker_init_fn=_worker_init if workers else None,
+        persistent_workers=workers > 0,
+    )
+    loaders = dict(
+        files=torch.utils.data.DataLoader(_PipelineDataset(paths, pipeline), shuffle=True, **common),
+        shards=torch.utils.data.DataLoader(shards, **common),
+    )
+    if workers:
+        for loader in loaders.values():
+            next(iter(loader))  # start the workers outside the timing
+    times = {name: [] for name in loaders}
+    counts = {}
+    for r in range(repeats):
+        shards.set_epoch(r)
+        for name, loader in loaders.items():
+            t0 = time.perf_counter()
+            counts[name] = sum(len(batch['inputs']) for batch in loader)
+            times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        ips = counts[name] / statistics.median(ts)
+        out[name] = dict(
+            images_per_s=ips, images_per_s_per_core=ips / max(workers, 1), pass_times=ts, num_images=counts[name]
+        )
+    return out

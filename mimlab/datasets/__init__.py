@@ -1,7 +1,10 @@
 from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
+from .hf import HFDataset, HFIterableDataset
 from .imagenet import CustomDataset, ImageNet
 from .samplers import ExactResumeSampler
+from .shards import WebDataset
+from .streaming import StreamedDataset
 from .transforms import (
     LoadImageRandomResizedCrop,
     MAERandomResizedCrop,
@@ -19,7 +22,11 @@ __all__ = [
     'CustomDataset',
     'ImageNet',
     'default_collate',
+    'HFDataset',
+    'HFIterableDataset',
     'ExactResumeSampler',
+    'StreamedDataset',
+    'WebDataset',
     'LoadImageRandomResizedCrop',
     'MAERandomResizedCrop',
     'PackEncodedWithCrop',

@@ -1,11 +1,12 @@
 """Decode every image of a dataset and list those that cannot be read (``tools/misc/verify_dataset.py``)."""
 
+import io
 from multiprocessing import Pool
 
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-__all__ = ['check_image', 'verify_image_files']
+__all__ = ['check_image', 'check_image_bytes', 'verify_image_files']
 
 
 def check_image(path: str) -> str | None:
@@ -19,6 +20,20 @@ def check_image(path: str) -> str | None:
             if img.width == 0 or img.height == 0:
                 return f'no pixels ({img.width} x {img.height})'
     except Exception as e:  # missing, unreadable, not an image, truncated ...
+        return f'{type(e).__name__}: {e}'
+    return None
+
+
+def check_image_bytes(data: bytes) -> str | None:
+    """Fully decode an encoded image held in memory (a shard member); ``None`` when it is readable, else why not."""
+    if not data:
+        return 'empty member'
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.width == 0 or img.height == 0:
+                return f'no pixels ({img.width} x {img.height})'
+    except Exception as e:
         return f'{type(e).__name__}: {e}'
     return None
 

@@ -6,6 +6,7 @@ from .hooks import (
     PreemptionHook,
     ReconstructionHook,
     SkippedImagesHook,
+    StreamedDatasetHook,
     TrainStateHook,
 )
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
@@ -27,6 +28,7 @@ __all__ = [
     'PreemptionHook',
     'ReconstructionHook',
     'SkippedImagesHook',
+    'StreamedDatasetHook',
     'TrainStateHook',
     'ExactResumeEpochBasedTrainLoop',
     'ExactResumeIterBasedTrainLoop',

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
-from mimlab.engine.hooks import TrainStateHook
+from mimlab.engine.hooks import StreamedDatasetHook, TrainStateHook
 from mimlab.engine.parallel import ShardedCheckpointHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist
@@ -243,6 +243,26 @@ def import_components() -> None:
     import mimlab.visualization  # noqa: F401
 
 
+def _streamed_loaders(cfg: Config) -> list[str]:
+    """The dataloaders whose dataset is a streamed (iterable) one; their ``sampler`` is set to None in place.
+
+    torch's ``DataLoader`` refuses a sampler for an ``IterableDataset`` (the dataset orders itself), and mmengine
+    builds the config's sampler for any dataset: so a recipe switches to shards by changing only its ``dataset``.
+    """
+    from mimlab.datasets.streaming import StreamedDataset
+    from mimlab.registry import DATASETS
+
+    found = []
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = (cfg.get(key) or {}).get('dataset') or {}
+        kind = dataset.get('type') if isinstance(dataset, dict) else None
+        cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+        if isinstance(cls, type) and issubclass(cls, StreamedDataset):
+            cfg[key]['sampler'] = None
+            found.append(key)
+    return found
+
+
 def build_runner(cfg: Config) -> Runner:
     """Register mimlab's modules, set up the process group, and build the runner ``cfg`` names.
 
@@ -252,7 +272,10 @@ def build_runner(cfg: Config) -> Runner:
     """
     import_components()  # the config's default_scope='mimlab' makes the runner set the scope
     setup_distributed(cfg)
+    streamed = _streamed_loaders(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if 'train_dataloader' in streamed and not any(isinstance(h, StreamedDatasetHook) for h in runner.hooks):
+        runner.register_hook(StreamedDatasetHook())
     # mimlab's train loops register it too; here it also serves a config that names mmengine's loops
     # (type='EpochBasedTrainLoop'), whose checkpoints then still have plain keys (compiled / wrapped models)
     if not any(isinstance(h, TrainStateHook) for h in runner.hooks):

@@ -10,13 +10,21 @@ add:
   already used (:meth:`mimlab.datasets.ExactResumeSampler.skip`, no image decoded), or, for other samplers (mmengine's
   ``DefaultSampler``), the used batches are drawn and discarded.
 - **RNG continuity** (both loops): the RNG states saved by :class:`~mimlab.engine.hooks.TrainStateHook` are
-  restored where the interrupted run saved them. Creating an epoch's data iterator draws a seed, so after a
-  mid-epoch checkpoint the states are restored after the resumed epoch's iterator is created, and after an epoch-end
-  checkpoint before. Masks, augmentations made in the main process, and drop paths then repeat.
+  restored where the interrupted run saved them, after the skip of the trained batches. Masks drawn on the device,
+  drop paths and mixup then repeat.
+- **A data iterator that draws nothing from the main process's generators.** torch's DataLoader draws the base seed
+  of its workers from its ``generator`` each time a data iterator is created, from the global torch generator when
+  it has none. With persistent workers an uninterrupted run creates one iterator for the whole run, a resumed run
+  one more, so the resumed run's masks would be one draw off. The loops give the train loader a generator of its
+  own, seeded from the run's seed (the worker base seeds it draws only reach mmengine's ``worker_init_fn``, which
+  re-seeds the workers anyway, and :class:`~mimlab.datasets.ExactResumeSampler`'s per-sample seeding makes the
+  augmentations independent of the workers' streams).
 """
 
+import torch
 from mmengine.runner import EpochBasedTrainLoop as _MMEngineEpochLoop
 from mmengine.runner import IterBasedTrainLoop as _MMEngineIterLoop
+from torch.utils.data import DataLoader
 
 from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import LOOPS
@@ -35,6 +43,13 @@ def _state_hook(runner) -> TrainStateHook:
     return hook
 
 
+def _own_generator(loop) -> None:
+    """Give the loop's DataLoader a generator of its own (module docstring), unless the config gave it one."""
+    if isinstance(loop.dataloader, DataLoader) and loop.dataloader.generator is None:
+        seed = loop.runner.seed if loop.runner.seed is not None else 0
+        loop.dataloader.generator = torch.Generator().manual_seed(seed)
+
+
 def _restore_rng(loop) -> None:
     """Restore the RNG states of the checkpoint this run resumed from (nothing for a new run or a ``load_from``)."""
     state = loop._state_hook.pop_rng_state(loop.runner) if loop._iter > 0 else None
@@ -51,6 +66,7 @@ class ExactResumeEpochBasedTrainLoop(_MMEngineEpochLoop):
     def __init__(self, runner, *args, **kwargs):
         super().__init__(runner, *args, **kwargs)
         self._state_hook = _state_hook(runner)
+        _own_generator(self)
 
     def run_epoch(self) -> None:
         done = self._iter - self._epoch * len(self.dataloader)  # batches of this epoch trained before a resume
@@ -69,22 +85,20 @@ class ExactResumeEpochBasedTrainLoop(_MMEngineEpochLoop):
         self.runner.call_hook('before_train_epoch')  # sets the sampler's epoch, hence its permutation
         self.runner.model.train()
         sampler = self.dataloader.sampler
+        if not hasattr(sampler, 'skip'):  # a streamed (iterable) dataset has no sampler: it skips by itself
+            sampler = getattr(self.dataloader, 'dataset', sampler)
         batch_size = self.dataloader.batch_size
         by_sampler = done > 0 and hasattr(sampler, 'skip') and batch_size is not None
         if by_sampler:
             sampler.skip(done * batch_size)
-        if done == 0:
-            # an epoch-end checkpoint was saved before this epoch's data iterator drew its seed
-            _restore_rng(self)
-        batches = iter(self.dataloader)
+        batches = iter(self.dataloader)  # draws nothing from the global generators (_own_generator)
         if done > 0:
             how = 'sampler skip' if by_sampler else 'drawing and discarding batches'
             self.runner.logger.info(f'resuming epoch {self._epoch + 1} at batch {done + 1} ({how})')
             if not by_sampler:
-                for _ in range(done):
+                for _ in range(done):  # without workers their transforms run here, and may draw from our RNGs
                     next(batches)
-            # a mid-epoch checkpoint was saved after it
-            _restore_rng(self)
+        _restore_rng(self)
         for idx, data_batch in enumerate(batches, start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
@@ -120,4 +134,7 @@ class ExactResumeIterBasedTrainLoop(_MMEngineIterLoop):
     def __init__(self, runner, *args, **kwargs):
         super().__init__(runner, *args, **kwargs)
         self._state_hook = _state_hook(runner)
+        # mmengine created the first data iterator above, the same way in a new and a resumed run; later ones (one
+        # per pass over the data without persistent workers) draw from the loader's own generator
+        _own_generator(self)
         self.dataloader_iterator = _RestoreRngBeforeNext(self.dataloader_iterator, self)

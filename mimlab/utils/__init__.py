@@ -3,7 +3,7 @@
 Nothing here imports any other part of mimlab (``tests/test_layering.py`` checks it).
 """
 
-from .atomic_io import atomic_write
+from .atomic_io import atomic_write, interrupted_writes
 from .checkpoint import allow_mmengine_checkpoint_types, load_checkpoint, load_checkpoint_weights_only
 from .collect_env import collect_env
 from .dist import finish_dist, init_dist
@@ -11,6 +11,7 @@ from .rng import get_rng_state, set_rng_state
 
 __all__ = [
     'atomic_write',
+    'interrupted_writes',
     'collect_env',
     'allow_mmengine_checkpoint_types',
     'load_checkpoint',

@@ -6,7 +6,8 @@ Example: ``python tools/analysis_tools/benchmark_data.py configs/mae/mae_vit-bas
 without it, ``--files DIR`` names a folder of existing JPEGs. The pipeline's first transform must read
 ``img_path`` (``LoadImageFromFile`` or a fused loader). Each sample carries a ``gt_label``, as ImageNet samples do
 (``--no-labels``: without), and each pipeline's batches are collated with its config's ``collate_fn`` (mmpretrain:
-mmengine's ``default_collate``, as its configs use); the numbers come from
+mmengine's ``default_collate``, as its configs use); ``--shards DIR`` writes the same JPEGs into WebDataset shards
+and times the config's pipeline on files and on shards in alternating rounds; the numbers come from
 :func:`mimlab.analysis.pipeline_timing.benchmark_pipelines`, mmpretrain's pipeline from ``mmpretrain_reference.py``
 next to this file.
 """
@@ -40,6 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='samples without gt_label (by default each has one, as ImageNet samples do, and crosses with it)',
     )
+    parser.add_argument(
+        '--shards',
+        metavar='DIR',
+        help='also read the same JPEGs from WebDataset shards written into DIR (reused if there), timed in the same '
+        'rounds as the files: images/s per core from files vs from shards (the config pipeline only)',
+    )
+    parser.add_argument('--samples-per-shard', type=int, default=64, help='shard size for --shards')
     parser.add_argument('--json', help='write the results to this file')
     return parser.parse_args(argv)
 
@@ -72,6 +80,8 @@ def main(argv=None) -> dict:
             raise FileNotFoundError(f'--files {args.files}: no .jpg/.jpeg files under it')
     else:
         raise SystemExit('give --make-jpegs DIR or --files DIR')
+    if args.shards:
+        return _files_vs_shards(args, paths)
     pipelines, collates = {}, {}
     for name, path in [('mimlab', args.config)] + [(osp.splitext(osp.basename(p))[0], p) for p in args.also]:
         loader = Config.fromfile(path).train_dataloader
@@ -97,6 +107,32 @@ def main(argv=None) -> dict:
     if args.reference == 'mmpretrain':
         results['speed_ratio'] = measured['mimlab']['images_per_s'] / measured['mmpretrain']['images_per_s']
         print(f'speed ratio {results["speed_ratio"]:.2f} (mimlab / mmpretrain 1.2.0)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+def _files_vs_shards(args, paths) -> dict:
+    from mimlab.analysis.pipeline_timing import benchmark_files_vs_shards
+
+    loader = Config.fromfile(args.config).train_dataloader
+    measured = benchmark_files_vs_shards(
+        loader.dataset.pipeline,
+        paths,
+        args.shards,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        collate=dict(loader.get('collate_fn', dict(type='mimlab.default_collate'))),
+        samples_per_shard=args.samples_per_shard,
+    )
+    results = dict(num_images=len(paths), workers=args.workers, **measured)
+    print(f'{len(paths)} JPEGs, {args.workers} workers')
+    for name, r in measured.items():
+        print(f'{r["images_per_s_per_core"]:8.1f} images/s per core  from {name}')
+    results['shards_vs_files'] = measured['shards']['images_per_s'] / measured['files']['images_per_s']
+    print(f'shards / files: {results["shards_vs_files"]:.2f}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)

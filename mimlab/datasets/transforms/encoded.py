@@ -27,6 +27,8 @@ _CROPS = {'MAERandomResizedCrop': MAERandomResizedCrop, 'RandomResizedCrop': Ran
 class PackEncodedWithCrop(BaseTransform):
     """File -> ``dict(inputs=(n,) uint8 encoded bytes, data_samples=DataSample)`` with the crop and flip to apply.
 
+    Takes ``img_bytes`` instead of reading ``img_path`` when a streamed dataset gives the encoded image.
+
     The sample's meta information holds ``crop_bbox`` (x1, y1, x2, y2) in the full image, ``flip`` (bool),
     ``ori_shape`` (H, W), ``img_shape`` (the output size) and ``img_path``; ``gt_label`` is kept when present.
 
@@ -56,9 +58,11 @@ class PackEncodedWithCrop(BaseTransform):
         self.backend_args = backend_args.copy() if backend_args else None
 
     def transform(self, results: dict) -> dict:
-        path = results['img_path']
+        path = results.get('img_path')
         try:
-            data = fileio.get(path, backend_args=self.backend_args)
+            data = results.pop('img_bytes', None)  # from a shard or a Hugging Face dataset: no file to read
+            if data is None:
+                data = fileio.get(path, backend_args=self.backend_args)
             H, W, _, jpeg = image_header(data)
         except Exception as e:
             raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e

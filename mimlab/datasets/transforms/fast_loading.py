@@ -149,6 +149,10 @@ def _scaled_box(top: int, left: int, ch: int, cw: int, s: int, hs: int, ws: int)
 class LoadImageRandomResizedCrop(BaseTransform):
     """Read ``img_path``, cut a random resized crop and flip it, all in one step, decoding only what the crop needs.
 
+    An encoded image already in memory (``img_bytes``, given by :class:`~mimlab.datasets.WebDataset` and the Hugging
+    Face datasets) is used instead of reading the file: no file is written or read. JPEGs take the region-decoding
+    path; PNG, WebP and other formats are decoded whole by cv2.
+
     Output keys are those of ``LoadImageFromFile`` followed by the crop: ``img`` (h, w, 3) uint8 BGR,
     ``img_shape`` (h, w), ``ori_shape`` (H, W), ``crop_bbox`` (x1, y1, x2, y2) in the full image,
     ``decode_scale`` s, and with ``flip_prob > 0`` those of ``RandomFlip``: ``flip`` and ``flip_direction``.
@@ -212,14 +216,17 @@ class LoadImageRandomResizedCrop(BaseTransform):
         return 1
 
     def transform(self, results: dict) -> dict:
-        """Args: results with ``img_path``. Returns: results with ``img``, ``img_shape``, ``ori_shape``,
+        """Args: results with ``img_path``, or ``img_bytes`` (the encoded image, e.g. a shard member; ``img_path``
+        then only names it). Returns: results with ``img``, ``img_shape``, ``ori_shape``,
         ``crop_bbox`` and ``decode_scale``."""
         limit_worker_threads()
-        path = results['img_path']
-        try:
-            data = fileio.get(path, backend_args=self.backend_args)
-        except Exception as e:
-            raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e
+        path = results.get('img_path')
+        data = results.pop('img_bytes', None)  # an encoded image a streamed dataset read from a shard
+        if data is None:
+            try:
+                data = fileio.get(path, backend_args=self.backend_args)
+            except Exception as e:
+                raise OSError(f'{type(self).__name__}: cannot read {path}: {e}') from e
         buf = np.frombuffer(data, np.uint8)
         try:
             H, W, orientation, jpeg = image_header(data)

@@ -1,8 +1,9 @@
 """Random resized crops on HWC uint8 arrays.
 
-Randomness comes from numpy's global generator, which mmengine seeds in every data-loader worker, so pipelines are
-reproducible. ``RandomResizedCrop`` draws exactly the numbers mmpretrain's does, in the same order, so with the same
-numpy seed both pick the same crops.
+Randomness comes from numpy's global generator, which mmengine seeds in every data-loader worker and mimlab's
+``ExactResumeSampler`` before each sample (from the seed, the epoch and the index), so pipelines are reproducible.
+``RandomResizedCrop`` draws exactly the numbers mmpretrain's does, in the same order, so with the same numpy seed
+both pick the same crops.
 
 Legend: ``H x W`` input image, ``h x w`` crop, ``C`` channels (or none for a grey image).
 """

@@ -21,7 +21,7 @@ class SimpleResizedCrop(BaseTransform):
 
     Resizing uses cv2 ``INTER_AREA`` when shrinking (an antialiasing box filter, close to PIL's antialiased bilinear
     that torchvision applies to PIL images) and ``INTER_LINEAR`` when enlarging. Randomness comes from numpy's global
-    generator, which mmengine seeds per worker.
+    generator, which mmengine seeds per worker and ``ExactResumeSampler`` per sample.
 
     Args:
         scale: Output side S.

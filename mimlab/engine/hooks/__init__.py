@@ -5,6 +5,7 @@ from .preemption import PreemptionHook
 from .reconstruction import ReconstructionHook
 from .runtime_info import DeferredRuntimeInfoHook
 from .skipped_images import SkippedImagesHook
+from .streamed import StreamedDatasetHook
 from .train_state import TrainStateHook
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     'PreemptionHook',
     'ReconstructionHook',
     'SkippedImagesHook',
+    'StreamedDatasetHook',
     'TrainStateHook',
     'check_mid_epoch_resume',
     'to_channels_last',

@@ -6,8 +6,12 @@ replaces the ``last_checkpoint`` pointer and prunes old checkpoints only once th
 configs name it (``default_hooks.checkpoint=dict(type='AtomicCheckpointHook', ...)``); it takes mmengine's
 arguments plus those listed in the class docstring. A config that still says ``type='CheckpointHook'`` gets
 mmengine's hook: it trains, but :class:`~mimlab.engine.hooks.PreemptionHook` refuses to start without this one.
+
+A job killed while a checkpoint was being written leaves the writer's temporary file behind (as large as a
+checkpoint); the hook removes such leftovers from its folders when a run starts or resumes, and logs what it removed.
 """
 
+import os
 import os.path as osp
 import time
 from collections.abc import Callable
@@ -18,7 +22,7 @@ from mmengine.hooks import CheckpointHook as _MMEngineCheckpointHook
 
 from mimlab.engine.hooks.train_state import TrainStateHook
 from mimlab.registry import HOOKS
-from mimlab.utils.atomic_io import atomic_write
+from mimlab.utils.atomic_io import atomic_write, interrupted_writes
 
 __all__ = ['AtomicCheckpointHook', 'check_mid_epoch_resume']
 
@@ -71,6 +75,10 @@ class AtomicCheckpointHook(_MMEngineCheckpointHook):
       and rewrites it in place), so it always names a complete file.
     - Before each save, all ranks' RNG states are gathered (:meth:`TrainStateHook.collect`) for an exact resume;
       mmengine writes checkpoints from rank 0 alone.
+    - When training starts (new run or resume), rank 0 removes what interrupted checkpoint writes left in the
+      checkpoint folder and the work dir: only files named like :func:`mimlab.utils.atomic_io.atomic_write`'s
+      temporary files (``.{name}.{8 characters}.tmp``) for a ``*.pth`` file or ``last_checkpoint``, so never a
+      complete checkpoint; the log names each file and its size.
     """
 
     def __init__(
@@ -97,12 +105,32 @@ class AtomicCheckpointHook(_MMEngineCheckpointHook):
         keep, self.max_keep_ckpts = self.max_keep_ckpts, -1  # pruning is ours (by file), not mmengine's by step
         super().before_train(runner)
         self.max_keep_ckpts = keep
+        if is_main_process():
+            self.remove_interrupted_writes(runner)
         self.kept = list(runner.message_hub.get_info('kept_checkpoints', []))
         self._last_save_time = self.time_fn()
         if self.interval_minutes is not None:
             check_mid_epoch_resume(runner, 'default_hooks.checkpoint.interval_minutes')
         elif not self.by_epoch:
             check_mid_epoch_resume(runner, 'default_hooks.checkpoint (by_epoch=False)')
+
+    def remove_interrupted_writes(self, runner) -> list[str]:
+        """Delete the temporary files that killed checkpoint writes left in ``out_dir`` and the work dir (see the
+        class docstring); local folders only. Returns the removed paths."""
+        folders = {osp.abspath(runner.work_dir), osp.abspath(self.out_dir)}
+        removed = []
+        for folder in sorted(folders):
+            for path, target in interrupted_writes(folder):
+                if not (target.endswith('.pth') or target == 'last_checkpoint'):
+                    continue
+                size = os.path.getsize(path)
+                os.remove(path)
+                removed.append(f'{path} ({size / 2**20:.1f} MiB, an unfinished write of {target})')
+        if removed:
+            runner.logger.warning(
+                f'removed {len(removed)} file(s) left by interrupted checkpoint writes: ' + '; '.join(removed)
+            )
+        return removed
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)

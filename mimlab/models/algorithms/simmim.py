@@ -34,7 +34,8 @@ class SimMIMMaskGenerator(BaseTransform):
     each block repeated to ``mask_patch_size / model_patch_size`` patches per side.
 
     With the defaults: 36 blocks of 32 px, 22 masked (61.1%), on the 48 x 48 grid of 4-px Swin patches. Blocks are
-    drawn with ``np.random.permutation`` (numpy's global generator, which mmengine seeds per worker), as mmpretrain.
+    drawn with ``np.random.permutation`` (numpy's global generator, which mmengine seeds per worker and
+    ``ExactResumeSampler`` per sample), as mmpretrain.
 
     Args:
         input_size: Image side in pixels.
