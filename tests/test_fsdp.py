@@ -175,7 +175,9 @@ def test_killed_sharded_run_resumes_where_its_checkpoint_ends(mae_runs, tmp_path
     dist_train(str(killed), tmp_path, expect_failure=True)
     assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
     assert not (tmp_path / 'epoch_2.pth').exists()
+    (tmp_path / 'iter_6.pth.dcp.partial').mkdir()  # as a kill during a sharded save leaves it
     dist_train(MAE_FSDP, tmp_path, 'default_hooks.checkpoint.max_keep_ckpts=1', resume='auto')
+    assert not (tmp_path / 'iter_6.pth.dcp.partial').exists()
     # pruned once epoch 2 was complete: the checkpoint and its shards
     assert not (tmp_path / 'epoch_1.pth').exists() and not (tmp_path / 'epoch_1.pth.dcp').exists()
     log = [r for r in scalars(tmp_path) if r['step'] >= 5][-4:]

@@ -25,6 +25,7 @@ it, schedulers, meta), which ``mmcls2timm.py``, ``extract_backbone_weights.py``,
 DDP ``--resume`` read unchanged.
 """
 
+import glob
 import os
 import os.path as osp
 import shutil
@@ -164,6 +165,17 @@ class ShardedCheckpointHook(Hook):
             # FullyShardWrapper initialised the weights and broadcast rank 0's before sharding them; the runner's
             # _init_model_weights would now broadcast DTensors, which c10d cannot do
             runner._init_model_weights = lambda: None
+
+    def before_train(self, runner) -> None:
+        """Remove the ``*.dcp.partial`` folders a job killed while saving shards left behind (rank 0)."""
+        if not is_main_process():
+            return
+        folders = {runner.work_dir}
+        folders |= {h.out_dir for h in runner.hooks if isinstance(getattr(h, 'out_dir', None), str)}
+        for folder in sorted(folders):
+            for partial in sorted(glob.glob(osp.join(folder, '*' + SUFFIX + '.partial'))):
+                shutil.rmtree(partial, ignore_errors=True)
+                runner.logger.info(f'removed {partial}, the shards of a checkpoint whose save was interrupted')
 
     def save_shards(self, runner, checkpoint_path: str) -> None:
         """Before ``runner.save_checkpoint(...)`` of ``checkpoint_path``, on every rank: write the weights and
