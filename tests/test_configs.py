@@ -27,6 +27,9 @@ TINY_BACKBONE = {
     # A2MIM: masks at stride 16 (ResNet l3, ViT p16) or 32 (ConvNeXt l3): 2x2 / 1x1 grids at 32 px
     'MIMResNet': dict(depth='test', zero_init_residual=False),  # zero-init residual BNs would stop the gradient
     'MIMConvNeXt': dict(arch='test'),
+    # fine-tuning recipes of A2MIM's table (configs/a2mim/benchmarks)
+    'ResNet': dict(depth='test', zero_init_residual=False, init_cfg=None),
+    'ConvNeXt': dict(arch='test', init_cfg=None),
     'A2MIMViT': dict(arch='test', img_size=IMG, patch_size=16),
     # three stages: a 2x2 output grid of 16-px cells at 32 px, so that mixing takes tokens from both images
     'MixMIMPretrainTransformer': dict(arch=MIXMIM_TINY, img_size=IMG, window_size=[4, 4, 2]),
@@ -41,6 +44,8 @@ TINY = {
     'ImageClassifier/no-neck': dict(head=dict(in_channels=32)),
     'ImageClassifier/SwinTransformer': dict(head=dict(in_channels=128)),
     'ImageClassifier/MixMIMTransformer': dict(head=dict(in_channels=64)),
+    'ImageClassifier/ResNet': dict(head=dict(in_channels=256)),
+    'ImageClassifier/ConvNeXt': dict(head=dict(in_channels=64)),
     'MixMIM': dict(neck=dict(decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)),
 }
 

@@ -111,9 +111,11 @@ def test_unknown_options_and_names_are_errors(paramwise, message):
 _NORM_BIAS = dict(norm_decay_mult=0.0, bias_decay_mult=0.0)
 _MASK_TOKEN = {'mask_token': dict(lr_mult=0.1, decay_mult=0.0)}
 _MASK_GAMMA = {'mask_gamma': dict(lr_mult=0.1, decay_mult=0.0)}
+# openmixup's norm regex (bn|ln|gn)(\d+)?.(weight|bias) misses ResNet's downsample BN weights: decayed
+_DOWNSAMPLE_BN = {'downsample.1.weight': dict(decay_mult=1.0)}
 _OPENMIXUP_A2MIM = {
-    'resnet-300e': dict(**_NORM_BIAS, custom_keys=_MASK_TOKEN),  # mask_gamma decayed, full lr
-    'resnet50-100e': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_MASK_GAMMA}),
+    'resnet-300e': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_DOWNSAMPLE_BN}),  # mask_gamma decayed, full lr
+    'resnet50-100e': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_MASK_GAMMA, **_DOWNSAMPLE_BN}),
     'convnext': dict(**_NORM_BIAS, custom_keys={**_MASK_TOKEN, **_MASK_GAMMA, 'gamma': dict(decay_mult=0.0)}),
     'vit': dict(
         **_NORM_BIAS,

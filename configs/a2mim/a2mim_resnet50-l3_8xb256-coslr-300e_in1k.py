@@ -33,6 +33,9 @@ model = dict(
     ),
 )
 
+# openmixup's no-decay regex (bn|ln|gn)(\d+)?.(weight|bias) misses the downsample BN weights: they are decayed
+# (docs/a2mim.md; drop this line for mimlab's earlier choice, every 1-D parameter exempt)
+optim_wrapper = dict(paramwise_cfg=dict(weight_decay=['downsample.1.weight']))
 max_epochs = 300
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=2048)

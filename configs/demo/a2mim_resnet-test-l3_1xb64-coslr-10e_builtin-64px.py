@@ -30,5 +30,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True),
 ]
+optim_wrapper = dict(paramwise_cfg=dict(weight_decay=['downsample.1.weight']))  # as openmixup's ResNet recipes
 train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(logger=dict(interval=8))

@@ -141,8 +141,8 @@ def _needs_model(optim_cfg: dict) -> bool:
     constructor = optim_cfg.get('constructor', 'DefaultOptimWrapperConstructor')
     if constructor == 'LayerDecayOptimWrapperConstructor':
         # rate 1.0 and no names: two groups, decay and no decay (1-D and no_weight_decay() parameters), both with the
-        # base lr; lr_mult / no_weight_decay name parameters of the model
-        named = bool(paramwise.get('lr_mult')) or bool(paramwise.get('no_weight_decay'))
+        # base lr; lr_mult / no_weight_decay / weight_decay name parameters of the model
+        named = any(paramwise.get(k) for k in ('lr_mult', 'no_weight_decay', 'weight_decay'))
         return named or float(paramwise.get('layer_decay_rate', 1.0)) != 1.0
     if constructor == 'DefaultOptimWrapperConstructor':
         return bool(paramwise)  # no paramwise_cfg: one group with the optimizer's settings

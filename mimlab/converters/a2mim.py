@@ -15,8 +15,14 @@ What differs between openmixup's layout and mimlab's (= mmpretrain 1.2.0's) for 
   ``use_rel_pos_bias=True`` (the default of ``A2MIMViT``); ``drop_relative_position_bias=True`` drops them for a ViT
   without the bias (which then computes a different function until fine-tuned).
 - Neck (``NonLinearMIMNeck`` with ``decoder_cfg=None``, as in every A2MIM recipe): ``neck.decoder_pred.0.*`` ->
-  ``neck.decoder.0.*`` (mimlab's :class:`~mimlab.models.algorithms.simmim.SimMIMLinearDecoder`).
-- Head: A2MIM's head has no parameters.
+  ``neck.decoder.0.*`` (mimlab's :class:`~mimlab.models.algorithms.simmim.SimMIMLinearDecoder`); openmixup's
+  ``SimMIMNeck`` (its SimMIM checkpoints, the A2MIM table's baselines) already names it ``neck.decoder.0.*``.
+- Head: A2MIM's and SimMIM's heads have no parameters.
+
+Fine-tuned classifiers (openmixup's ``MixUpClassification``, :func:`classifier_from_openmixup`): the backbone as
+above (the plain ``ResNet`` / ``ConvNeXt`` / ``MIMVisionTransformer`` have the same names, without mask token), the
+ViT's ``fc_norm`` (LayerNorm of the averaged patch tokens, ``final_norm=False``) -> ``ln2``, and ``ClsMixupHead``'s
+``head.fc.*`` -> ``head.fc.*`` (mimlab's ``LinearClsHead``).
 
 Tensors are never changed except the concatenated ViT qkv bias.
 """
@@ -111,14 +117,45 @@ def a2mim_from_openmixup(state: dict, drop_relative_position_bias: bool = False)
         backbone, unknown = _vit_backbone(backbone, drop_relative_position_bias)
     out = {f'backbone.{k}': v for k, v in backbone.items()}
     for key, value in rest.items():
-        m = re.match(r'^neck\.decoder_pred\.0\.(weight|bias)$', key)
+        m = re.match(r'^neck\.decoder(_pred)?\.0\.(weight|bias)$', key)
         if m:
-            out[f'neck.decoder.0.{m.group(1)}'] = value
+            out[f'neck.decoder.0.{m.group(2)}'] = value
         else:
             unknown.append(key)
     if unknown:
         hint = ' (or pass drop_relative_position_bias=True)' if any('relative_position' in k for k in unknown) else ''
         raise KeyError(f'no mimlab A2MIM ({family}) counterpart for{hint}: {sorted(unknown)}')
+    return out
+
+
+def classifier_from_openmixup(state: dict, drop_relative_position_bias: bool = False) -> dict:
+    """mimlab ``ImageClassifier`` state dict of an openmixup fine-tuned classification checkpoint (the A2MIM table's
+    ``*_ft*.pth``): ``backbone.*`` as :func:`a2mim_from_openmixup` plus ``fc_norm`` -> ``ln2``, ``head.fc.*`` kept.
+
+    Args:
+        state: The loaded file (``{'state_dict': ...}``, ``{'model': ...}`` or bare) with ``backbone.`` and ``head.``
+            prefixes.
+        drop_relative_position_bias: Drop ViT relative position bias tables instead of raising.
+
+    Raises:
+        KeyError: naming every key with no mimlab counterpart, or when there is no ``head.fc.weight``.
+    """
+    state = state_dict_of(state)
+    if 'head.fc.weight' not in state:
+        raise KeyError(f'not an openmixup classifier (no head.fc.weight); first keys: {sorted(state)[:8]}')
+    backbone, out, unknown = {}, {}, []
+    for key, value in state.items():
+        if key.startswith('backbone.fc_norm.'):
+            out['backbone.ln2.' + key.rsplit('.', 1)[1]] = value
+        elif key.startswith('backbone.'):
+            backbone[key] = value
+        elif re.match(r'^head\.fc\.(weight|bias)$', key):
+            out[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise KeyError(f'no mimlab ImageClassifier counterpart for: {sorted(unknown)}')
+    out.update(a2mim_from_openmixup(backbone, drop_relative_position_bias))
     return out
 
 

@@ -13,7 +13,7 @@ import torch
 
 from mimlab.utils.checkpoint import state_dict_of
 
-from .a2mim import a2mim_from_openmixup
+from .a2mim import a2mim_from_openmixup, classifier_from_openmixup
 from .convnext import convnext_from_timm, convnext_to_timm, timm_convnext_model
 from .mixmim import compare_round_trip, mixmim_from_official, mixmim_to_official
 from .resnet import resnet_from_timm, resnet_to_timm, timm_resnet_model
@@ -233,11 +233,15 @@ def check_against_timm(family: str, backbone: dict, timm_state: dict) -> float:
 
 def detect_source(state: dict) -> str:
     """Which published layout a foreign checkpoint has: 'official-simmim', 'official-swin', 'official-mae',
-    'official-mixmim', 'openmixup-a2mim' or 'timm'."""
+    'official-mixmim', 'openmixup-a2mim', 'openmixup-cls' or 'timm'."""
     state = state_dict_of(state)
     keys = set(state)
     if 'neck.decoder_pred.0.weight' in keys:  # openmixup's NonLinearMIMNeck
         return 'openmixup-a2mim'
+    if 'head.fc.weight' in keys and any(
+        re.match(r'backbone\.(fc_norm\.|layers\.\d+\.(gamma_1|attn\.q_bias))', k) for k in keys
+    ):
+        return 'openmixup-cls'  # an openmixup ViT classifier (a ResNet / ConvNeXt one has mimlab's keys already)
     if any(k.startswith('encoder.layers.') for k in keys) and 'decoder.0.weight' in keys:
         return 'official-simmim'
     if FAMILIES['mixmim'].detect_timm(keys):  # Swin-like, with a fixed absolute position table and no shifts
@@ -255,7 +259,8 @@ def import_checkpoint(state: dict, source: str = 'auto') -> tuple[str, dict]:
     Args:
         state: The loaded file (``{'model': ...}``, ``{'state_dict': ...}`` or bare).
         source: 'auto' (from the keys), 'timm', 'official-mae', 'official-swin', 'official-simmim',
-            'official-mixmim' or 'openmixup-a2mim'.
+            'official-mixmim', 'openmixup-a2mim' (A2MIM and SimMIM pretraining) or 'openmixup-cls' (openmixup's
+            fine-tuned classifiers).
     """
     source = detect_source(state) if source == 'auto' else source
     inner = state_dict_of(state)
@@ -269,7 +274,9 @@ def import_checkpoint(state: dict, source: str = 'auto') -> tuple[str, dict]:
         return source, from_timm(inner)[1]
     if source == 'openmixup-a2mim':
         return source, a2mim_from_openmixup(inner)
+    if source == 'openmixup-cls':
+        return source, classifier_from_openmixup(inner)
     raise ValueError(
         f"unknown source {source!r}: use 'auto', 'timm', 'official-mae', 'official-swin', 'official-simmim', "
-        "'official-mixmim', 'openmixup-a2mim'"
+        "'official-mixmim', 'openmixup-a2mim', 'openmixup-cls'"
     )

@@ -2,6 +2,7 @@ from .builtin import BuiltinDataset, write_builtin_dataset
 from .collate import default_collate
 from .hf import HFDataset, HFIterableDataset
 from .imagenet import CustomDataset, ImageNet
+from .repeat_aug_sampler import RepeatAugSampler
 from .samplers import ExactResumeSampler
 from .shards import WebDataset
 from .streaming import StreamedDataset
@@ -25,6 +26,7 @@ __all__ = [
     'HFDataset',
     'HFIterableDataset',
     'ExactResumeSampler',
+    'RepeatAugSampler',
     'StreamedDataset',
     'WebDataset',
     'LoadImageRandomResizedCrop',

@@ -1,3 +1,4 @@
+from .ema import WarmupExponentialMovingAverage
 from .hooks import (
     AtomicCheckpointHook,
     ChannelsLastHook,
@@ -12,7 +13,7 @@ from .hooks import (
 from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, pool_features
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
-from .optimizers import LARS, LayerDecayOptimWrapperConstructor
+from .optimizers import LARS, Lamb, LayerDecayOptimWrapperConstructor
 from .parallel import FullyShardWrapper, ShardedCheckpointHook, apply_activation_checkpointing
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     'knn_accuracy',
     'pool_features',
     'LARS',
+    'Lamb',
+    'WarmupExponentialMovingAverage',
     'LayerDecayOptimWrapperConstructor',
     'FullyShardWrapper',
     'ShardedCheckpointHook',

@@ -1,8 +1,10 @@
-"""Import official MAE / Swin / SimMIM / MixMIM, openmixup A2MIM or timm weights into mimlab's layout:
+"""Import official MAE / Swin / SimMIM / MixMIM, openmixup A2MIM / SimMIM / classifier or timm weights into
+mimlab's layout:
 SRC DST [--source S] [--check CONFIG].
 
 The source layout is read from the keys unless ``--source`` names it ('timm', 'official-mae', 'official-swin',
-'official-simmim', 'official-mixmim', 'openmixup-a2mim'). Writes ``{'meta': ..., 'state_dict': ...}`` with
+'official-simmim', 'official-mixmim', 'openmixup-a2mim' for openmixup's A2MIM and SimMIM pretraining checkpoints,
+'openmixup-cls' for its fine-tuned classifiers). Writes ``{'meta': ..., 'state_dict': ...}`` with
 ``backbone.`` / ``neck.`` / ``head.fc.`` keys, loadable with ``load_from``,
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` or
 ``mimlab.apis.get_model(name, pretrained=DST)``. ``--check CONFIG`` builds the config's model and loads the result
@@ -32,6 +34,7 @@ def main():
             'official-simmim',
             'official-mixmim',
             'openmixup-a2mim',
+            'openmixup-cls',
         ],
     )
     parser.add_argument('--check', metavar='CONFIG', help='build this config and load the result strictly')

@@ -1,4 +1,5 @@
+from .lamb import Lamb
 from .lars import LARS
 from .layer_decay import LayerDecayOptimWrapperConstructor
 
-__all__ = ['LARS', 'LayerDecayOptimWrapperConstructor']
+__all__ = ['LARS', 'Lamb', 'LayerDecayOptimWrapperConstructor']

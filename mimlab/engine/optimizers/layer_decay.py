@@ -36,6 +36,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     - ``no_weight_decay`` (list of names, default none): parameters without weight decay besides the 1-D ones and
       the model's ``no_weight_decay()``, for a recipe whose reference exempts more (A2MIM's ConvNeXt and ResNet-50
       100e recipes: ``mask_gamma``, which the ResNet 300e recipes decay).
+    - ``weight_decay`` (list of names, default none): 1-D parameters that keep weight decay, for a recipe whose
+      reference decays them (openmixup's ResNet recipes: ``'downsample.1.weight'``, the downsample BN weights that
+      its norm regex misses). A name here and in ``no_weight_decay`` is an error.
 
     A name in ``lr_mult`` / ``no_weight_decay`` is a parameter's full name (``'backbone.mask_token'``) or a dotted
     suffix of it (``'mask_token'`` matches ``backbone.mask_token`` but not ``backbone.mask_token_proj``); the first
@@ -47,7 +50,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     sets ``fused``/``foreach`` itself.
     """
 
-    KEYS = ('layer_decay_rate', 'decay_1d', 'lr_mult', 'no_weight_decay')
+    KEYS = ('layer_decay_rate', 'decay_1d', 'lr_mult', 'no_weight_decay', 'weight_decay')
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         model = _unwrap(model)
@@ -62,11 +65,15 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         decay_1d = bool(self.paramwise_cfg.get('decay_1d', False))
         lr_mult = {k: float(v) for k, v in (self.paramwise_cfg.get('lr_mult') or {}).items()}
         extra_no_decay = list(self.paramwise_cfg.get('no_weight_decay') or [])
+        keep_decay = list(self.paramwise_cfg.get('weight_decay') or [])
+        both = sorted(set(extra_no_decay) & set(keep_decay))
+        if both:
+            raise ValueError(f'optim_wrapper.paramwise_cfg: {both} in both no_weight_decay and weight_decay')
         no_decay_names = set(model.no_weight_decay()) if hasattr(model, 'no_weight_decay') else set()
         if rate != 1.0 and not hasattr(model, 'get_layer_depth'):
             raise AttributeError(f'layer_decay_rate={rate} needs {type(model).__name__}.get_layer_depth(name)')
         names = [name for name, _ in model.named_parameters()]
-        for option, keys in (('lr_mult', lr_mult), ('no_weight_decay', extra_no_decay)):
+        for option, keys in (('lr_mult', lr_mult), ('no_weight_decay', extra_no_decay), ('weight_decay', keep_decay)):
             missing = [k for k in keys if not any(_matches(n, k) for n in names)]
             if missing:
                 raise ValueError(
@@ -79,7 +86,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             if not param.requires_grad:
                 continue
             no_decay = (
-                (param.ndim <= 1 and not decay_1d)
+                (param.ndim <= 1 and not decay_1d and not any(_matches(name, k) for k in keep_decay))
                 or name in no_decay_names
                 or any(_matches(name, k) for k in extra_no_decay)
             )

@@ -127,6 +127,9 @@ class MIMConvNeXt(A2MIMMaskedBackbone, ConvNeXt):
         mask_layer: 0-3, the stage whose downsampled input receives the token.
         replace: Replace masked features by the token instead of adding it.
         mask_init: > 0 (and not ``replace``): learnable per-channel ``mask_gamma`` (1, C, 1, 1) with this init.
+        mask_token_std: Init of the mask token: 0 (default) starts it at exactly 0 as openmixup's ``MIMConvNeXt``
+            does (its ``trunc_normal_init`` call on a bare parameter changes nothing); 0.02 draws trunc-normal(0.02),
+            as the other masked backbones and mimlab's earlier default.
     """
 
     def __init__(
@@ -137,9 +140,13 @@ class MIMConvNeXt(A2MIMMaskedBackbone, ConvNeXt):
         mask_init: float = 0.0,
         out_indices=(3,),
         gap_before_final_norm: bool = False,
+        mask_token_std: float = 0.0,
         **kwargs,
     ):
         super().__init__(arch=arch, out_indices=out_indices, gap_before_final_norm=gap_before_final_norm, **kwargs)
+        if mask_token_std < 0:
+            raise ValueError(f'mask_token_std must be >= 0, got {mask_token_std}')
+        self.mask_token_std = float(mask_token_std)
         self.add_a2mim_mask_token(mask_layer, replace, mask_init)
 
 

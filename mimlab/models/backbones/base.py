@@ -154,9 +154,12 @@ class MaskTokenBackbone:
     """Mixin for masked variants of a :class:`BaseBackbone`: a learnable ``mask_token`` at one mask site.
 
     The token is shaped for the site's layout, (1, C, 1, 1) on a map and (1, 1, C) on tokens, initialised
-    trunc-normal(0.02) and exempt from weight decay. A masked variant (SimMIM's, A2MIM's) adds only how the token
-    enters the features, as a hook on :meth:`BaseBackbone.forward_stages`.
+    trunc-normal(``mask_token_std``, 0.02 unless a subclass sets it; 0: zeros) and exempt from weight decay. A masked
+    variant (SimMIM's, A2MIM's) adds only how the token enters the features, as a hook on
+    :meth:`BaseBackbone.forward_stages`.
     """
+
+    mask_token_std = 0.02
 
     def add_mask_token(self, site: int) -> None:
         if not 0 <= site < len(self.site_channels):
@@ -182,7 +185,10 @@ class MaskTokenBackbone:
         return m.to(x.dtype)
 
     def init_added_weights(self) -> None:
-        trunc_normal_(self.mask_token, std=0.02)
+        if self.mask_token_std > 0:
+            trunc_normal_(self.mask_token, std=self.mask_token_std)
+        else:
+            nn.init.zeros_(self.mask_token)
         super().init_added_weights()
 
     def no_weight_decay(self) -> set[str]:

@@ -1,5 +1,6 @@
 import torch
 import torch.nn.functional as F
+from timm.loss import BinaryCrossEntropy
 from torch import nn
 
 from mimlab.registry import MODELS
@@ -31,3 +32,13 @@ class CrossEntropyLoss(nn.Module):
             target = target * (1 - self.label_smooth_val) + self.label_smooth_val / num_classes
         loss = -(target * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
         return self.loss_weight * loss
+
+
+# Binary cross-entropy on (mixed) soft targets, the ResNet Strikes Back loss: timm's class as it is
+# (``loss=dict(type='BinaryCrossEntropy', smoothing=0.0, sum_classes=True)``). For logits ``x`` (B, K) and targets
+# ``y`` (B, K) (Mixup/CutMix: ``lam * onehot(a) + (1 - lam) * onehot(b)``; class indices (B,) are one-hot encoded):
+# ``l = -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x)))``. ``sum_classes=True`` sums ``l`` over the K classes and
+# averages over the batch, as openmixup's ``CrossEntropyLoss(use_sigmoid=True)`` with ``avg_factor=B`` does in the A2MIM
+# RSB recipes; timm's default (False) averages over all B x K entries, K times smaller. Mind timm's default
+# ``smoothing=0.1``: the RSB recipes set 0.
+MODELS.register_module(module=BinaryCrossEntropy)

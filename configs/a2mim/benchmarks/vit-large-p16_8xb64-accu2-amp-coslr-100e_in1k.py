@@ -1,0 +1,9 @@
+# ViT-L/16 with the SimMIM protocol, 100 epochs: the file the A2MIM README links for the SimMIM ViT-L baseline (openmixup
+# vit_large_p16_swin_ft_simmim_sz224_8xb64_accu2_cos_ep100.py; 85.6 top-1): the ViT-B recipe with 8 x 64 x 2 = 1024
+# images per update, repeated augmentation (3 copies) and no EMA.
+_base_ = './vit-base-p16_4xb128-accu2-amp-coslr-100e_in1k.py'
+
+embed_dims = 1024
+model = dict(backbone=dict(arch='l'), head=dict(in_channels=embed_dims))
+train_dataloader = dict(batch_size=64, sampler=dict(type='RepeatAugSampler', shuffle=True, num_repeats=3))
+custom_hooks = []
