@@ -51,3 +51,17 @@ class SaveFinalWeightsHook(Hook):
     def after_train(self, runner):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         torch.save(model.state_dict(), os.path.join(runner.work_dir, f'final_rank{get_rank()}.pth'))
+
+
+@HOOKS.register_module()
+class PoisonWeightsAtIterHook(Hook):
+    """Fill every parameter (this rank's shards, when sharded) with NaN just before iteration ``iteration`` runs."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.iteration:
+            with torch.no_grad():
+                for param in runner.model.parameters():
+                    param.fill_(float('nan'))

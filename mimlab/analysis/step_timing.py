@@ -205,12 +205,18 @@ def benchmark_training(
 
         to_channels_last(model)
     model.to(dev).train()
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if distributed:
+        if reference is not None or compile:
+            raise ValueError('a multi-process benchmark times mimlab alone, without --reference or --compile')
+        count_flops = False  # the FLOP counter calls model.loss directly, outside the wrapper's hooks
+        model = _wrap(cfg, model, dev)
     optim_wrapper = _optim_wrapper(model, cfg.optim_wrapper, amp, dev)
     if compile:
         # compile the loss only: model.state_dict() keeps its keys (no `_orig_mod.` prefix in checkpoints)
         model.loss = torch.compile(model.loss)
 
-    synthetic = synthetic_batch_for(cfg, model, bs)
+    synthetic = synthetic_batch_for(cfg, getattr(model, 'module', model), bs)
     if data == 'synthetic':
         batches = _repeat(synthetic)
         first = synthetic
@@ -269,6 +275,8 @@ def benchmark_training(
     result['peak_flops'] = matmul_peak(dev, peak_dtype)
     if count_flops:
         result['mfu'] = result['flops_per_image'] * result['images_per_s'] / result['peak_flops']
+    if distributed:
+        _per_rank(result, model, optim_wrapper)
     if ref is not None:
         result['reference'] = reference.name
         result['reference_label'] = reference.label
@@ -280,6 +288,44 @@ def benchmark_training(
             # the model alone on both sides: same batch, same initial weights, same optimizer settings
             result['speed_ratio'] = ref_timing['step_time'] / timing['step_time']
     return result
+
+
+def _wrap(cfg, model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped as a multi-process run wraps it: ``cfg.model_wrapper_cfg`` (e.g. ``FullyShardWrapper``),
+    else mmengine's DDP."""
+    from mmengine.model import MMDistributedDataParallel
+
+    from mimlab.registry import MODEL_WRAPPERS
+
+    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    wrapper['type'] = wrapper['type'].removeprefix('mimlab.')
+    wrapper_type = MODEL_WRAPPERS.get(wrapper['type'])
+    if wrapper_type is None:
+        raise ValueError(f'model_wrapper_cfg.type={wrapper["type"]!r} is not a registered model wrapper')
+    if issubclass(wrapper_type, MMDistributedDataParallel):
+        wrapper['device_ids'] = [device.index or 0] if device.type == 'cuda' else None
+    return MODEL_WRAPPERS.build(wrapper, default_args=dict(module=model))
+
+
+def _per_rank(result: dict, model: nn.Module, optim_wrapper) -> None:
+    """Add every rank's step time, peak memory and held bytes (parameters + optimizer state from the local shards,
+    between steps: the optim wrapper frees the gradients after each step) to ``result`` as lists indexed by rank,
+    and the wrapper's name."""
+    import torch.distributed as dist
+
+    from mimlab.engine.parallel import local_state_bytes
+
+    mine = dict(
+        step_time=result['step_time'],
+        peak_memory_mb=result['peak_memory_mb'],
+        state_mb=local_state_bytes(model, optim_wrapper.optimizer)['total'] / 2**20,
+    )
+    ranks = [None] * dist.get_world_size()
+    dist.all_gather_object(ranks, mine)
+    result['wrapper'] = type(model).__name__
+    result['world_size'] = len(ranks)
+    for key in mine:
+        result[f'rank_{key}'] = [r[key] for r in ranks]
 
 
 def _allocated_mb(device: torch.device) -> float:
@@ -345,6 +391,15 @@ def format_training(result: dict) -> str:
             f'MFU                 {100 * result["mfu"]:.1f} %',
         ]
     lines.append(f'peak memory         {result["peak_memory_mb"]:.0f} MiB')
+    if 'world_size' in result:
+        lines.append(f'{result["world_size"]} processes, model wrapped by {result["wrapper"]}; per rank:')
+        for rank, (t, peak, held) in enumerate(
+            zip(result['rank_step_time'], result['rank_peak_memory_mb'], result['rank_state_mb'], strict=True)
+        ):
+            lines.append(
+                f'  rank {rank}: step {t * 1e3:.1f} ms, peak memory {peak:.0f} MiB, '
+                f'weights + optimizer state held {held:.1f} MiB'
+            )
     if 'reference' in result:
         name = result['reference']
         lines.append(

@@ -9,6 +9,7 @@ from mmengine.dist import all_gather_object, get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import TestLoop
 
+from mimlab.engine.parallel.fsdp import gathered_root
 from mimlab.evaluation import knn_predict, topk_accuracy
 from mimlab.registry import HOOKS, LOOPS
 
@@ -78,9 +79,11 @@ class KNNTestLoop(TestLoop):
     def run(self) -> dict:
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
-        metrics = knn_accuracy(
-            _unwrap(self.runner.model), self.bank_dataloader, self.dataloader, self.k, self.temperature, self.feature
-        )
+        model = self.runner.model
+        with gathered_root(model):  # a sharded model: every rank gathers the weights outside its blocks
+            metrics = knn_accuracy(
+                _unwrap(model), self.bank_dataloader, self.dataloader, self.k, self.temperature, self.feature
+            )
         self.runner.logger.info('kNN: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items()))
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
@@ -114,7 +117,8 @@ class KNNHook(Hook):
                 runner.build_dataloader(self.bank_cfg, seed=runner.seed),
                 runner.build_dataloader(self.query_cfg, seed=runner.seed),
             )
-        metrics = knn_accuracy(_unwrap(runner.model), *self._loaders, self.k, self.temperature, self.feature)
+        with gathered_root(runner.model):  # a sharded model: every rank gathers the weights outside its blocks
+            metrics = knn_accuracy(_unwrap(runner.model), *self._loaders, self.k, self.temperature, self.feature)
         for key, value in metrics.items():
             runner.message_hub.update_scalar(f'train/{key}', value)
         runner.logger.info(f'Epoch {runner.epoch}: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items()))

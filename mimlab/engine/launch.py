@@ -23,6 +23,7 @@ from mimlab.engine.config_checks import (
     normalize_vis_backends,
 )
 from mimlab.engine.hooks import StreamedDatasetHook, TrainStateHook
+from mimlab.engine.parallel import ShardedCheckpointHook
 from mimlab.registry import MODEL_WRAPPERS, RUNNERS
 from mimlab.utils import init_dist
 
@@ -44,12 +45,18 @@ def resolve_amp(cfg: Config, warn: bool = True) -> None:
       GradScaler would only add an inf check, a host sync, to every step).
     - CUDA without bf16, or ``dtype='float16'`` requested: fp16 with ``loss_scale='dynamic'`` unless set.
     - No CUDA: warn and train in fp32 with a plain ``OptimWrapper`` (mmengine's ``AmpOptimWrapper`` asserts a GPU).
+    - CUDA and a sharded model (``FullyShardWrapper``): bf16 through FSDP2's ``MixedPrecisionPolicy`` (fp32 gradient
+      reduction) and a plain ``OptimWrapper``; fp16 is refused.
 
     Configs that are not AMP are left alone. ``warn=False`` skips the warning (``tools/test.py``: evaluation does not
     train, so the training precision is beside the point).
     """
     ow = cfg.get('optim_wrapper')
     if ow is None or ow.get('type') != 'AmpOptimWrapper':
+        return
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if torch.cuda.is_available() and wrapper.get('type') in ('FullyShardWrapper', 'mimlab.FullyShardWrapper'):
+        _sharded_amp(cfg, ow, wrapper)
         return
     if not torch.cuda.is_available():
         if warn:
@@ -68,6 +75,22 @@ def resolve_amp(cfg: Config, warn: bool = True) -> None:
         ow['loss_scale'] = dict(enabled=False)
     else:
         ow.setdefault('loss_scale', 'dynamic')
+
+
+def _sharded_amp(cfg: Config, ow, wrapper) -> None:
+    """AMP under FSDP2 sharding is FSDP2's ``MixedPrecisionPolicy``: bf16 weights gathered and computed with, fp32
+    gradient reduction, fp32 master weights and optimizer state; a plain ``OptimWrapper`` (no autocast, no scaler)."""
+    dtype = ow.get('dtype') or ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16')
+    if dtype in ('float16', torch.float16):
+        raise ValueError(
+            'optim_wrapper: fp16 mixed precision with FullyShardWrapper would need a sharded loss scaler, which mimlab '
+            "does not have; use bf16 (optim_wrapper.dtype='bfloat16', GPUs from A100 on) or train in fp32"
+        )
+    wrapper.setdefault('mixed_precision', dict(param_dtype='bfloat16', reduce_dtype='float32'))
+    cfg.model_wrapper_cfg = wrapper
+    ow['type'] = 'OptimWrapper'
+    ow.pop('loss_scale', None)
+    ow.pop('dtype', None)
 
 
 def _apply_common(cfg: Config, args) -> None:
@@ -182,6 +205,9 @@ def merge_test_args(cfg: Config, args) -> Config:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     convert_sync_bn(cfg)
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if wrapper.get('type') in ('FullyShardWrapper', 'mimlab.FullyShardWrapper'):
+        wrapper.setdefault('init_weights', False)  # evaluation: the checkpoint replaces the weights
     out, out_item = getattr(args, 'out', None), getattr(args, 'out_item', None) or 'pred'
     if out and out_item == 'pred':
         if not out.endswith(('.pkl', '.pickle')):
@@ -212,6 +238,11 @@ def setup_distributed(cfg: Config) -> None:
     if 'timeout' in dist_cfg:  # seconds in the config, as mmengine's own set-up reads them
         dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     init_dist(launcher, backend=backend, **dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is not None and wrapper.get('type') in MODEL_WRAPPERS.module_dict:
+        # mimlab's own wrappers (FullyShardWrapper): mmengine's wrap_model looks the type up in its root registry
+        # without the default scope, so it is named with its scope
+        wrapper['type'] = f'mimlab.{wrapper["type"]}'
     if torch.cuda.is_available():
         return
     wrapper = cfg.get('model_wrapper_cfg') or dict(
@@ -272,6 +303,9 @@ def build_runner(cfg: Config) -> Runner:
     # (type='EpochBasedTrainLoop'), whose checkpoints then still have plain keys (compiled / wrapped models)
     if not any(isinstance(h, TrainStateHook) for h in runner.hooks):
         runner.register_hook(TrainStateHook())
+    # sharded (FSDP2) checkpoints: saved shard-wise, and loaded into sharded, DDP or single-process models
+    if not any(isinstance(h, ShardedCheckpointHook) for h in runner.hooks):
+        runner.register_hook(ShardedCheckpointHook())
     return runner
 
 
@@ -286,6 +320,12 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
     from mimlab.utils import load_checkpoint_weights_only
 
     state = load_checkpoint_weights_only(checkpoint)
+    if state.get('sharded_state') is not None:  # FSDP2 checkpoint: the keys are in its shards' metadata
+        from torch.distributed.checkpoint import FileSystemReader
+
+        shard_dir = os.path.join(os.path.dirname(checkpoint), state['sharded_state']['dir'])
+        keys = FileSystemReader(shard_dir).read_metadata().state_dict_metadata
+        state = {k.removeprefix('state_dict.'): None for k in keys if k.startswith('state_dict.')}
     state = state.get('state_dict', state)
     if not any(k.startswith('head.') for k in state):
         raise RuntimeError(

@@ -4,6 +4,10 @@ Example: ``python tools/analysis_tools/benchmark.py configs/mae/mae_vit-base-p16
 --batch-size 16 --amp none --steps 5 --reference mmpretrain``. The numbers come from
 :func:`mimlab.analysis.step_timing.benchmark_training`; ``--json`` also writes them to a file. mmpretrain, the
 reference, is built in ``mmpretrain_reference.py`` next to this file.
+
+Sharded or DDP runs: ``torchrun --nproc_per_node 2 tools/analysis_tools/benchmark.py CONFIG --launcher pytorch``
+wraps the model as training does (``model_wrapper_cfg``: ``FullyShardWrapper`` in the ``fsdp`` recipes, DDP
+otherwise) and reports each rank's step time, peak memory and the parameter + optimizer-state bytes it holds.
 """
 
 import argparse
@@ -30,6 +34,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=('on', 'off'),
         help="CNNs in channels_last memory format (default: on when the config's custom_hooks hold a ChannelsLastHook)",
     )
+    parser.add_argument(
+        '--launcher',
+        choices=('none', 'pytorch', 'slurm'),
+        default='none',
+        help='several processes (torchrun / srun): the model wrapped as in training (model_wrapper_cfg, e.g. '
+        'FullyShardWrapper; else DDP), with per-rank step time, peak memory and held bytes',
+    )
     parser.add_argument('--json', help='write the results to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value ...')
     return parser.parse_args(argv)
@@ -49,6 +60,11 @@ def main(argv=None) -> dict:
     from mimlab.apis import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
+    if args.launcher != 'none':
+        from mimlab.engine.launch import setup_distributed
+
+        cfg.launcher = args.launcher
+        setup_distributed(cfg)
     reference = _mmpretrain_reference().MMPRETRAIN if args.reference == 'mmpretrain' else None
     result = benchmark_training(
         cfg,
@@ -62,6 +78,10 @@ def main(argv=None) -> dict:
         device=args.device,
         channels_last=None if args.channels_last is None else args.channels_last == 'on',
     )
+    from mmengine.dist import is_main_process
+
+    if not is_main_process():
+        return result
     print(format_training(result))
     if args.json:
         with open(args.json, 'w') as f:

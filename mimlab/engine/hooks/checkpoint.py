@@ -174,6 +174,8 @@ class AtomicCheckpointHook(_MMEngineCheckpointHook):
         for hook in runner.hooks:
             if isinstance(hook, TrainStateHook):
                 hook.collect()  # on all ranks: the save itself happens on rank 0 only
+            elif hasattr(hook, 'save_shards'):  # ShardedCheckpointHook: every rank writes its shards first
+                hook.save_shards(runner, path)
         runner.save_checkpoint(
             self.out_dir,
             name,
@@ -195,3 +197,5 @@ class AtomicCheckpointHook(_MMEngineCheckpointHook):
                 self.file_backend.remove(old)
             elif self.file_backend.isdir(old):  # checkpoints saved by DeepSpeed are folders
                 self.file_backend.rmtree(old)
+            if self.file_backend.isdir(old + '.dcp'):  # the shards of a sharded (FSDP) checkpoint
+                self.file_backend.rmtree(old + '.dcp')

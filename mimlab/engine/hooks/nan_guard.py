@@ -34,6 +34,7 @@ from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch.distributed.tensor import DTensor
 
 from mimlab.engine.hooks.train_state import strip_wrapper_prefixes
 from mimlab.registry import HOOKS
@@ -49,6 +50,8 @@ def total_grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     grads = [p.grad for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
     if not grads:
         return torch.zeros(())
+    if isinstance(grads[0], DTensor):  # sharded (FSDP2): the norm over all ranks' shards
+        return torch.nn.utils.get_total_norm(grads).full_tensor().float()
     return torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(grads)]))
 
 
@@ -230,12 +233,20 @@ class NonFiniteGuardHook(Hook):
         checkpoint = load_checkpoint_weights_only(path)
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         model = getattr(model, '_orig_mod', model)  # torch.compile wrapper
-        model.load_state_dict(strip_wrapper_prefixes(checkpoint['state_dict']))
         # keep the lr etc. of now: mmengine's schedulers compute the next value from the current one
         hyper = [{k: v for k, v in g.items() if k != 'params'} for g in wrapper.optimizer.param_groups]
         scaler = getattr(wrapper, 'loss_scaler', None)
         scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
-        wrapper.load_state_dict(checkpoint['optimizer'])
+        from mimlab.engine.parallel import is_sharded, load_full_state, load_sharded_state
+
+        if checkpoint.get('sharded_state') is not None:  # FSDP2 run: weights and optimizer state in shards
+            shard_dir = osp.join(osp.dirname(path), checkpoint['sharded_state']['dir'])
+            load_sharded_state(model, wrapper.optimizer, shard_dir)
+        elif is_sharded(model):
+            load_full_state(model, wrapper.optimizer, checkpoint)
+        else:
+            model.load_state_dict(strip_wrapper_prefixes(checkpoint['state_dict']))
+            wrapper.load_state_dict(checkpoint['optimizer'])
         for group, values in zip(wrapper.optimizer.param_groups, hyper, strict=True):
             group.update(values)
         if scale is not None:

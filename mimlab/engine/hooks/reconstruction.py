@@ -53,14 +53,18 @@ class ReconstructionHook(Hook):
 
     def draw(self, runner, step: int) -> None:
         """Reconstruct the fixed images and add the grid to the visualizer at ``step``."""
-        if not is_main_process():
+        from mimlab.engine.parallel import gathered_root, is_sharded
+
+        if not (is_main_process() or is_sharded(runner.model)):  # sharded: every rank takes part in the gathers
             return
         loader = runner.train_dataloader
         dataset = loader.dataset
         n = min(self.num_images, len(dataset))
-        with isolated_rng(self.seed):
+        with isolated_rng(self.seed), gathered_root(runner.model):
             data = loader.collate_fn([dataset[i] for i in range(n)])
             inputs, outputs = reconstruct_batch(runner.model, data, seed=None)
+        if not is_main_process():
+            return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         pre = model.data_preprocessor
         grid = reconstruction_grid(inputs, outputs, pre.mean, pre.std, min_tile=self.min_tile)

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from mimlab.registry import MODELS
 
+from ..layers import checkpoint_module
 from .base import BaseBackbone, SiteHook
 
 
@@ -179,7 +179,6 @@ class ConvNeXt(BaseBackbone):
         self.site_channels, self.site_strides = self.stage_channels, self.stage_strides
         self.frozen_stages = frozen_stages
         self.gap_before_final_norm = gap_before_final_norm
-        self.with_cp = with_cp
 
         stem = nn.Sequential(
             nn.Conv2d(in_channels, self.channels[0], kernel_size=stem_patch_size, stride=stem_patch_size),
@@ -198,6 +197,9 @@ class ConvNeXt(BaseBackbone):
             ]
             dpr = dpr[depth:]
             self.stages.append(nn.Sequential(*blocks))
+            if with_cp:
+                for block in blocks:
+                    checkpoint_module(block)
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.channels[i]))
         self._freeze_stages()
@@ -234,7 +236,7 @@ class ConvNeXt(BaseBackbone):
             x = self.downsample_layers[i](x)  # (B, C_in, H, W) -> (B, C_0, H/p, W/p); later (B, C_i, H/2, W/2)
             x = self.at_site(i, x, tuple(x.shape[-2:]), hooks)
             for block in stage:
-                x = cp.checkpoint(block, x, use_reentrant=False) if self.with_cp and x.requires_grad else block(x)
+                x = block(x)
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}')
                 if self.gap_before_final_norm:

@@ -26,7 +26,7 @@ from torch import nn
 
 from mimlab.registry import MODELS
 
-from ..layers import FFN, PatchEmbed, build_2d_sincos_position_embedding, resize_pos_embed
+from ..layers import FFN, PatchEmbed, build_2d_sincos_position_embedding, checkpoint_module, resize_pos_embed
 from .base import BaseBackbone, SiteHook
 from .swin import PatchMerging, WindowMSA, adapt_relative_position_tables, window_partition, window_reverse
 
@@ -121,11 +121,13 @@ class MixMIMLayer(nn.Module):
     ):
         super().__init__()
         self.resolution = resolution
-        self.with_cp = with_cp
         self.blocks = nn.ModuleList(
             MixMIMBlock(embed_dims, num_heads, window_size, resolution, drop_path_rate=dp, **block_kwargs)
             for dp in drop_paths[:depth]
         )
+        if with_cp:
+            for block in self.blocks:
+                checkpoint_module(block)
         norm_eps = block_kwargs.get('norm_eps', 1e-5)
         self.downsample = PatchMerging(embed_dims, 2 * embed_dims, norm_eps) if downsample else None
 
@@ -137,10 +139,7 @@ class MixMIMLayer(nn.Module):
         """Args: x (B, L, C) on this stage's grid; source (1, L, 1) or None. Returns: next stage's tokens."""
         mask = None if source is None else source_attention_mask(source, self.resolution, self.window_size)
         for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = torch.utils.checkpoint.checkpoint(block, x, self.resolution, mask, use_reentrant=False)
-            else:
-                x = block(x, self.resolution, mask)
+            x = block(x, self.resolution, mask)
         if self.downsample is not None:
             x, _ = self.downsample(x, self.resolution)
         return x

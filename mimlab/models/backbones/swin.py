@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from mimlab.registry import MODELS
 
-from ..layers import FFN, PatchEmbed, resize_pos_embed
+from ..layers import FFN, PatchEmbed, checkpoint_module, resize_pos_embed
 from .base import BaseBackbone, SiteHook
 
 # --------------------------------------------------------------------------------------------- window helpers
@@ -256,19 +255,15 @@ class SwinBlock(nn.Module):
         with_cp: bool = False,
     ):
         super().__init__()
-        self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = ShiftWindowMSA(embed_dims, num_heads, window_size, shift, qkv_bias, 0.0, drop_path, pad_small_map)
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.ffn = FFN(embed_dims, 4 * embed_dims, drop_path_rate=drop_path)
+        if with_cp:  # the backward pass recomputes the block from its input
+            checkpoint_module(self)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """(B, L, C) -> (B, L, C); with ``with_cp`` the backward pass recomputes the block from its input."""
-        if self.with_cp and x.requires_grad and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, hw, use_reentrant=False)
-        return self._forward(x, hw)
-
-    def _forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C)."""
         x = x + self.attn(self.norm1(x), hw)
         return self.ffn(self.norm2(x), identity=x)
 

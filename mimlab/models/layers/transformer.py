@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from .checkpointing import checkpoint_module
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -194,7 +195,6 @@ class TransformerEncoderLayer(nn.Module):
         with_cp: bool = False,
     ):
         super().__init__()
-        self.with_cp = with_cp
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = MultiheadAttention(
             embed_dims,
@@ -214,15 +214,12 @@ class TransformerEncoderLayer(nn.Module):
             drop_path_rate=drop_path_rate,
             layer_scale_init_value=layer_scale_init_value,
         )
+        if with_cp:
+            checkpoint_module(self)
 
     def forward(self, x: torch.Tensor, query_index: torch.Tensor | None = None) -> torch.Tensor:
         """Args: x (B, N, D); query_index (B, M): compute only these tokens' outputs (keys and values still come
         from all N), equal to ``gather_tokens(forward(x), query_index)``. Returns: (B, N, D) or (B, M, D)."""
-        if self.with_cp and x.requires_grad and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, query_index, use_reentrant=False)
-        return self._forward(x, query_index)
-
-    def _forward(self, x: torch.Tensor, query_index: torch.Tensor | None) -> torch.Tensor:
         if query_index is None:
             x = x + self.attn(self.ln1(x))
         else:
