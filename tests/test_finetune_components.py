@@ -351,8 +351,8 @@ def test_repeat_aug_sampler_in_two_gloo_processes(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    # fork: the workers need no fresh interpreter (spawn would re-import torch, timm and mimlab in each)
-    mp.start_processes(_two_rank_sampler_worker, args=(port, str(tmp_path)), nprocs=2, start_method='fork')
+    # spawn, not fork: a fork of the test process can deadlock on a lock held by one of its other threads
+    mp.spawn(_two_rank_sampler_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     assert ranks[0]['seed'] == ranks[1]['seed']  # broadcast from rank 0
     for epoch in ('0', '1'):

@@ -98,8 +98,9 @@ def _free_port() -> int:
 
 
 def test_two_ranks_two_workers_read_every_sample_once_per_epoch(shards, tmp_path):
-    # fork: the ranks need not import torch again (seconds each on a busy 2-core machine)
-    mp.start_processes(_rank_main, args=(2, _free_port(), str(shards), str(tmp_path)), nprocs=2, start_method='fork')
+    # spawn, not fork: a fork of the test process (torch's thread pools, earlier tests' threads) can deadlock on a
+    # lock held by a thread that the child does not have, as it did in the full suite
+    mp.spawn(_rank_main, args=(2, _free_port(), str(shards), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     everything = {f'train-{i // 15:06d}.tar' for i in range(NUM)}
     orders = []

@@ -21,7 +21,7 @@ import os
 import os.path as osp
 import tarfile
 from collections.abc import Iterator, Sequence
-from multiprocessing import Pool
+from multiprocessing import get_context
 
 from mmengine.utils import ProgressBar
 
@@ -373,7 +373,7 @@ def write_shards(
     bar = ProgressBar(len(jobs)) if progress and jobs else None
     entries = []
     if workers > 1:
-        with Pool(workers) as pool:
+        with get_context('spawn').Pool(workers) as pool:  # a fork of a process with torch's threads can deadlock
             for entry in pool.imap(_write_one, jobs):
                 entries.append(entry)
                 if bar:
@@ -449,7 +449,7 @@ def verify_shards(
     bar = ProgressBar(len(jobs)) if progress and jobs else None
     total, bad = 0, []
     if workers > 1:
-        with Pool(workers) as pool:
+        with get_context('spawn').Pool(workers) as pool:  # a fork of a process with torch's threads can deadlock
             results = list(_tick(pool.imap(_check_shard, jobs), bar))
     else:
         results = list(_tick(map(_check_shard, jobs), bar))

@@ -1,7 +1,7 @@
 """Decode every image of a dataset and list those that cannot be read (``tools/misc/verify_dataset.py``)."""
 
 import io
-from multiprocessing import Pool
+from multiprocessing import get_context
 
 from mmengine.utils import ProgressBar
 from PIL import Image
@@ -49,7 +49,7 @@ def verify_image_files(paths: list[str], workers: int = 1, progress: bool = True
     bar = ProgressBar(len(paths)) if progress and paths else None
     bad = []
     if workers > 1:
-        with Pool(workers) as pool:
+        with get_context('spawn').Pool(workers) as pool:  # a fork of a process with torch's threads can deadlock
             results = pool.imap(check_image, paths, chunksize=16)
             for i, reason in enumerate(results):
                 if reason is not None:
