@@ -277,12 +277,18 @@ def test_fsdp_finetune_with_activation_checkpointing_and_ema_equals_ddp(mae_runs
     assert val, 'no validation at the end of the sharded run'
     accuracy = ('step', 'accuracy/top1', 'accuracy/top5')
     assert [[r[k] for k in accuracy] for r in val] == [[r[k] for k in accuracy] for r in val_ddp]  # averaged weights
-    # resumed from the sharded epoch-1 checkpoint: the same average at the end
-    resumed = dist_train(FT, tmp_path / 'resumed', *sharded_opts, resume=sharded / 'epoch_1.pth')
-    again = merged(resumed, 'epoch_2.pth')
-    assert_same_weights(again['state_dict'], ours['state_dict'])
-    assert again['ema_state_dict'].pop('steps') == 8
-    assert_same_weights(again['ema_state_dict'], ours['ema_state_dict'])
+    # resumed from epoch 1 (a sharded checkpoint under sharding and under DDP, a DDP one under sharding): the
+    # average continues (its steps too) and ends as the uninterrupted run's
+    for i, (source, resumed_opts) in enumerate(((sharded, sharded_opts), (sharded, options), (ddp, sharded_opts))):
+        work = dist_train(FT, tmp_path / f'resumed{i}', *resumed_opts, resume=source / 'epoch_1.pth')
+        end = (
+            merged(work, 'epoch_2.pth')
+            if resumed_opts is sharded_opts
+            else load_checkpoint_weights_only(str(work / 'epoch_2.pth'))
+        )
+        assert_same_weights(end['state_dict'], ours['state_dict'])
+        assert end['ema_state_dict'].pop('steps') == 8
+        assert_same_weights(end['ema_state_dict'], ours['ema_state_dict'])
     # tools/dist_test.sh evaluates the sharded checkpoint under sharding: the accuracy of the run's validation
     test = [*options[:4], *[o.replace('val_', 'test_') for o in options[4:6]], *FSDP]
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
