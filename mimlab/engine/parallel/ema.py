@@ -49,8 +49,9 @@ def local_view(model: nn.Module) -> nn.Module:
     persistent = set(model.state_dict(keep_vars=True))
     view = nn.Module()
     with torch.no_grad():
-        named = itertools.chain(((n, t, True) for n, t in model.named_parameters()), model.named_buffers())
-        for name, tensor, *is_param in named:
+        params = ((name, tensor, True) for name, tensor in model.named_parameters())
+        buffers = ((name, tensor, False) for name, tensor in model.named_buffers())
+        for name, tensor, is_param in itertools.chain(params, buffers):
             *path, leaf = name.split('.')
             owner = view
             for part in path:
