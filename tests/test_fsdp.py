@@ -242,30 +242,55 @@ def test_merged_checkpoint_loads_strictly_and_converts_to_timm(mae_runs, tmp_pat
     timm_vit.load_state_dict(torch.load(tmp_path / 't.pth', weights_only=True)['model'], strict=True)
 
 
-def test_fsdp_finetune_with_activation_checkpointing_equals_ddp(mae_runs, tmp_path):
+def test_fsdp_finetune_with_activation_checkpointing_and_ema_equals_ddp(mae_runs, tmp_path):
     """Fine-tuning from the merged sharded MAE checkpoint (layer decay, drop path, Mixup/CutMix, RandAugment), with
-    activation checkpointing applied by the wrapper, validated at the end."""
+    activation checkpointing applied by the wrapper and the recipe's ``EMAHook`` (with openmixup's warm-up, which
+    the sharded run turns into ``ShardedEMAHook``), validated on the averaged weights at the end, and resumed."""
     _, fsdp = mae_runs
     pretrained = fsdp / 'epoch_2.pth.merged.pth'
     merged(fsdp, 'epoch_2.pth')
     options = [
         f'model.backbone.init_cfg.checkpoint={pretrained}',
-        'custom_hooks=[]',  # EMAHook deep-copies the model, which FSDP2 refuses
+        # a large momentum, so that the average is far from the live weights after 8 updates
+        'custom_hooks.0.ema_type=WarmupExponentialMovingAverage',
+        'custom_hooks.0.momentum=0.3',
+        'custom_hooks.0.warmup_iters=4',
         'val_dataloader.dataset.num_samples=64',
         'val_dataloader.num_workers=0',
         'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=2',
     ]
     ddp = dist_train(FT, tmp_path / 'ddp', *options)
-    sharded = dist_train(FT, tmp_path / 'fsdp', *options, *FSDP, 'model_wrapper_cfg.activation_checkpointing=True')
+    sharded_opts = [*options, *FSDP, 'model_wrapper_cfg.activation_checkpointing=True']
+    sharded = dist_train(FT, tmp_path / 'fsdp', *sharded_opts)
     assert_same_log(scalars(sharded), scalars(ddp))
-    assert_same_weights(
-        merged(sharded, 'epoch_2.pth')['state_dict'],
-        load_checkpoint_weights_only(str(ddp / 'epoch_2.pth'))['state_dict'],
-    )
-    val = [r for r in _rows(tmp_path / 'fsdp') if 'accuracy/top1' in r]
+    ours, ref = merged(sharded, 'epoch_2.pth'), load_checkpoint_weights_only(str(ddp / 'epoch_2.pth'))
+    # as EMAHook saves them: state_dict the average, ema_state_dict the live weights (module.-prefixed) and steps
+    assert_same_weights(ours['state_dict'], ref['state_dict'])
+    assert ours['ema_state_dict'].keys() == ref['ema_state_dict'].keys()
+    assert ours['ema_state_dict'].pop('steps') == ref['ema_state_dict'].pop('steps') == 8
+    assert_same_weights(ours['ema_state_dict'], ref['ema_state_dict'])
+    moved = [(ref['state_dict'][k[7:]] - v).abs().max() / v.abs().max() for k, v in ref['ema_state_dict'].items()]
+    assert max(moved) > 1e-3  # the average is not the live weights
+    val, val_ddp = ([r for r in _rows(tmp_path / run) if 'accuracy/top1' in r] for run in ('fsdp', 'ddp'))
     assert val, 'no validation at the end of the sharded run'
+    accuracy = ('step', 'accuracy/top1', 'accuracy/top5')
+    assert [[r[k] for k in accuracy] for r in val] == [[r[k] for k in accuracy] for r in val_ddp]  # averaged weights
+    # resumed from epoch 1 (a sharded checkpoint under sharding and under DDP, a DDP one under sharding): the
+    # average continues (its steps too) and ends as the uninterrupted run's
+    for i, (source, resumed_opts) in enumerate(((sharded, sharded_opts), (sharded, options), (ddp, sharded_opts))):
+        work = dist_train(FT, tmp_path / f'resumed{i}', *resumed_opts, resume=source / 'epoch_1.pth')
+        end = (
+            merged(work, 'epoch_2.pth')
+            if resumed_opts is sharded_opts
+            else load_checkpoint_weights_only(str(work / 'epoch_2.pth'))
+        )
+        assert_same_weights(end['state_dict'], ours['state_dict'])
+        assert end['ema_state_dict'].pop('steps') == 8
+        assert_same_weights(end['ema_state_dict'], ours['ema_state_dict'])
     # tools/dist_test.sh evaluates the sharded checkpoint under sharding: the accuracy of the run's validation
-    test = [options[1], *[o.replace('val_', 'test_') for o in options[2:4]], *FSDP]
+    test = [*options[:4], *[o.replace('val_', 'test_') for o in options[4:6]], *FSDP]
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     args = ['bash', 'tools/dist_test.sh', FT, str(sharded / 'epoch_2.pth'), '2', '--work-dir', str(tmp_path / 'test')]
     proc = subprocess.run([*args, '--cfg-options', *test], cwd=ROOT, env=env, capture_output=True, text=True)

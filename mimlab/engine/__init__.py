@@ -14,7 +14,7 @@ from .knn import KNNHook, KNNTestLoop, extract_dataset_features, knn_accuracy, p
 from .launch import build_runner, merge_test_args, merge_train_args, resolve_amp, setup_distributed
 from .loops import ExactResumeEpochBasedTrainLoop, ExactResumeIterBasedTrainLoop
 from .optimizers import LARS, Lamb, LayerDecayOptimWrapperConstructor
-from .parallel import FullyShardWrapper, ShardedCheckpointHook, apply_activation_checkpointing
+from .parallel import FullyShardWrapper, ShardedCheckpointHook, ShardedEMAHook, apply_activation_checkpointing
 
 __all__ = [
     'build_runner',
@@ -44,5 +44,6 @@ __all__ = [
     'LayerDecayOptimWrapperConstructor',
     'FullyShardWrapper',
     'ShardedCheckpointHook',
+    'ShardedEMAHook',
     'apply_activation_checkpointing',
 ]

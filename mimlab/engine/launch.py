@@ -286,6 +286,17 @@ def _streamed_loaders(cfg: Config) -> list[str]:
     return found
 
 
+def _sharded_ema(cfg: Config) -> None:
+    """Under ``FullyShardWrapper``, a config's ``EMAHook`` (which deep-copies the model, refused by FSDP2) becomes
+    :class:`~mimlab.engine.parallel.ShardedEMAHook`: the same arguments, the average kept as shards."""
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if wrapper.get('type') not in ('FullyShardWrapper', 'mimlab.FullyShardWrapper'):
+        return
+    for hook in cfg.get('custom_hooks') or []:
+        if isinstance(hook, dict) and hook.get('type') in ('EMAHook', 'mmengine.EMAHook'):
+            hook['type'] = 'ShardedEMAHook'
+
+
 def build_runner(cfg: Config) -> Runner:
     """Register mimlab's modules, set up the process group, and build the runner ``cfg`` names.
 
@@ -295,6 +306,7 @@ def build_runner(cfg: Config) -> Runner:
     """
     import_components()  # the config's default_scope='mimlab' makes the runner set the scope
     setup_distributed(cfg)
+    _sharded_ema(cfg)
     streamed = _streamed_loaders(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if 'train_dataloader' in streamed and not any(isinstance(h, StreamedDatasetHook) for h in runner.hooks):

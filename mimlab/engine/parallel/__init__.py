@@ -10,6 +10,7 @@ from .checkpoint import (
     save_sharded_state,
     shard_dir_of,
 )
+from .ema import ShardedEMAHook, local_view
 from .fsdp import CheckpointedDDP, FullyShardWrapper, gathered_root, is_sharded, local_state_bytes
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     'CheckpointedDDP',
     'FullyShardWrapper',
     'ShardedCheckpointHook',
+    'ShardedEMAHook',
     'apply_activation_checkpointing',
     'find_blocks',
     'gathered_root',
@@ -24,6 +26,7 @@ __all__ = [
     'load_full_state',
     'load_sharded_state',
     'local_state_bytes',
+    'local_view',
     'merge_sharded_checkpoint',
     'save_sharded_state',
     'shard_dir_of',

@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from mmengine.dist import get_world_size, is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
@@ -49,6 +49,7 @@ from torch.distributed.checkpoint.state_dict import (
 from mimlab.engine.hooks.train_state import strip_wrapper_prefixes
 from mimlab.registry import HOOKS
 
+from .ema import ShardedEMAHook
 from .fsdp import is_sharded
 
 __all__ = [
@@ -72,8 +73,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-def save_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, checkpoint_path: str) -> str:
+def save_sharded_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None, checkpoint_path: str, ema_hook: EMAHook | None = None
+) -> str:
     """Save the weights (and optimizer state) of ``model`` next to ``checkpoint_path``, every rank its shards.
+
+    With ``ema_hook`` (a :class:`~mimlab.engine.parallel.ShardedEMAHook`) the weight average is saved too, swapped as
+    mmengine's ``EMAHook`` swaps it: ``state_dict`` holds the averaged weights, ``ema_state_dict`` the live ones.
 
     A collective: call it on every rank. Returns the folder, ``checkpoint_path + '.dcp'``, complete when it returns.
     """
@@ -85,6 +91,9 @@ def save_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None
     if dist.is_initialized():
         dist.barrier()
     state = {'state_dict': get_model_state_dict(model)}
+    if ema_hook is not None:
+        state['ema_state_dict'] = _ema_state(ema_hook)
+        ema_hook._swap_ema_state_dict(state)
     if optimizer is not None:
         state['optimizer'] = get_optimizer_state_dict(model, optimizer)
     dcp.save(state, checkpoint_id=partial)
@@ -99,19 +108,41 @@ def save_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None
     return final
 
 
-def load_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, shard_dir: str) -> None:
+def _ema_state(ema_hook: EMAHook) -> dict:
+    """The averaged model's state: DTensor shards from a ShardedEMAHook on a sharded model, else mmengine's."""
+    return ema_hook.ema_state_dict() if isinstance(ema_hook, ShardedEMAHook) else ema_hook.ema_model.state_dict()
+
+
+def load_sharded_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None, shard_dir: str, ema_hook: EMAHook | None = None
+) -> bool:
     """Load a DCP folder written by :func:`save_sharded_state` into ``model`` (sharded, DDP or plain) and, if given,
-    ``optimizer``; a collective under a process group."""
+    ``optimizer``; a collective under a process group.
+
+    With ``ema_hook`` (mmengine's ``EMAHook`` or a :class:`~mimlab.engine.parallel.ShardedEMAHook`) and a checkpoint
+    that holds a weight average, the live weights go to the model and the average to the hook's averaged model.
+
+    Returns:
+        Whether the weight average was loaded.
+    """
     model = _unwrap(model)
     if not osp.isdir(shard_dir):
         raise FileNotFoundError(f'the shards of this checkpoint are missing: no folder {shard_dir}')
     state = {'state_dict': get_model_state_dict(model)}
+    saved = dcp.FileSystemReader(shard_dir).read_metadata().state_dict_metadata
+    with_ema = ema_hook is not None and any(k.startswith('ema_state_dict.') for k in saved)
+    if with_ema:
+        state['ema_state_dict'] = _ema_state(ema_hook)
+        ema_hook._swap_ema_state_dict(state)  # loaded in place: the average into the hook's tensors
     if optimizer is not None:
         state['optimizer'] = get_optimizer_state_dict(model, optimizer)
     dcp.load(state, checkpoint_id=shard_dir)
+    if with_ema:
+        ema_hook._swap_ema_state_dict(state)
     set_model_state_dict(model, state['state_dict'])
     if optimizer is not None:
         set_optimizer_state_dict(model, optimizer, state['optimizer'])
+    return with_ema
 
 
 def _param_names(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
@@ -182,7 +213,9 @@ class ShardedCheckpointHook(Hook):
         optimizer state of a sharded model to ``checkpoint_path + '.dcp'``."""
         if not is_sharded(runner.model):
             return
-        self._saved_dir = save_sharded_state(runner.model, runner.optim_wrapper.optimizer, checkpoint_path)
+        self._saved_dir = save_sharded_state(
+            runner.model, runner.optim_wrapper.optimizer, checkpoint_path, _ema_hook(runner)
+        )
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not is_sharded(runner.model):
@@ -206,16 +239,26 @@ class ShardedCheckpointHook(Hook):
         resume = bool(getattr(runner, '_resume', False))
         optimizer = runner.optim_wrapper.optimizer if resume and hasattr(runner.optim_wrapper, 'optimizer') else None
         model = _unwrap(runner.model)
+        ema_hook = _ema_hook(runner)
+        loaded_ema = False
         if sharded is not None:
-            load_sharded_state(model, optimizer, _shard_dir(runner, sharded))
+            # the average only on --resume: loading weights (load_from, test.py), EMAHook averages from them
+            loaded_ema = load_sharded_state(model, optimizer, _shard_dir(runner, sharded), ema_hook if resume else None)
             checkpoint.pop('optimizer', None)
         else:
             missing = load_full_state(model, optimizer, checkpoint)
             if missing:
                 runner.logger.warning(f'keys of the model missing from the checkpoint: {missing}')
             checkpoint.pop('optimizer', None)
+        if isinstance(ema_hook, ShardedEMAHook):
+            ema_hook.load_ema(runner, loaded_ema)
         # what mmengine loads next is what the model already holds
         checkpoint['state_dict'] = model.state_dict()
+
+
+def _ema_hook(runner) -> EMAHook | None:
+    """The run's weight-average hook (mmengine's ``EMAHook`` or a subclass), if it has one."""
+    return next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
 
 
 def _shard_dir(runner, sharded: dict) -> str:
@@ -260,6 +303,8 @@ def merge_sharded_checkpoint(path: str, out: str, with_optimizer: bool = True) -
         full = torch.load(full_path, map_location='cpu', weights_only=True)
     merged = {k: v for k, v in meta.items() if k != 'sharded_state'}
     merged['state_dict'] = full['state_dict']
+    if 'ema_state_dict' in full:  # as EMAHook saves it: state_dict the average, ema_state_dict the live weights
+        merged['ema_state_dict'] = full['ema_state_dict']
     if with_optimizer and 'optimizer' in full:
         by_name = full['optimizer']
         index = {}
