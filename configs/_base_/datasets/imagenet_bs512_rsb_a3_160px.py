@@ -1,16 +1,11 @@
 # ImageNet-1k data of ResNet Strikes Back A3 as openmixup's A2MIM fine-tuning recipes run it
-# (openmixup configs/benchmarks/classification/_base_/datasets/imagenet_rsb_a3_ft_sz160_4xbs512.py): train at 160 px:
-# RandomResizedCrop 160 bicubic (scale 0.08-1), flip, RandAugment magnitude 6 with std 0.5 over timm's "increasing"
-# ops (2 ops, 10 levels: timm's 'rand-m6-mstd0.5-inc1', whose ops and levels openmixup's policy list restates), no
-# repeated augmentation; test at 224 px: resize the short side to 236 (bicubic), centre crop 224. Mixup / CutMix run
-# on the device (model.train_cfg).
-dataset_type = 'ImageNet'
-data_root = 'data/imagenet/'
+# (openmixup configs/benchmarks/classification/_base_/datasets/imagenet_rsb_a3_ft_sz160_4xbs512.py): A2's data
+# (./imagenet_bs256_rsb_a2.py) trained at 160 px: RandomResizedCrop 160 bicubic (scale 0.08-1), flip, RandAugment
+# magnitude 6 with std 0.5 over timm's "increasing" ops (timm's 'rand-m6-mstd0.5-inc1'), batch 512, no repeated
+# augmentation; the same test at 224 px (short side 236, bicubic, centre crop 224).
+_base_ = ['./imagenet_bs256_rsb_a2.py']
+
 img_size = 160
-test_resize = 236
-data_preprocessor = dict(
-    type='MIMDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
-)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=img_size, interpolation='bicubic'),
@@ -18,31 +13,9 @@ train_pipeline = [
     dict(type='TimmRandAugment', config_str='rand-m6-mstd0.5-inc1', interpolation='bicubic', img_size=img_size),
     dict(type='PackInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=test_resize, edge='short', interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
 train_dataloader = dict(
     batch_size=512,
     num_workers=12,
-    persistent_workers=True,
-    pin_memory=True,
-    drop_last=True,
-    sampler=dict(type='ExactResumeSampler', shuffle=True),
-    collate_fn=dict(type='mimlab.default_collate'),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
+    sampler=dict(_delete_=True, type='ExactResumeSampler', shuffle=True),
+    dataset=dict(pipeline=train_pipeline),
 )
-val_dataloader = dict(
-    batch_size=128,
-    num_workers=4,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='ExactResumeSampler', shuffle=False),
-    collate_fn=dict(type='mimlab.default_collate'),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
-)
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
-test_dataloader = val_dataloader
-test_evaluator = val_evaluator
