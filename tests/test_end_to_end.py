@@ -2,7 +2,8 @@
 
 The demo MAE pretraining, then the demo linear probe through ``mim_dist_train.sh``: the pretrained encoder must beat
 the same encoder at random initialisation by at least 10 points of top-1. The k-NN test loop runs through
-``tools/test.py`` on the same checkpoint.
+``tools/test.py`` on the same checkpoint. The demo A2MIM pretraining, then the demo RSB-style fine-tuning of its
+ResNet through ``mim_dist_train.sh`` (LAMB, BCE on Mixup/CutMix targets, RandAugment, EMA).
 """
 
 import os
@@ -12,11 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN_CFG = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
 PROBE_CFG = 'configs/demo/vit-test-p4_linear-1xb128-coslr-20e_builtin-32px.py'
 KNN_CFG = 'configs/demo/mae_vit-test-p4_knn_builtin-32px.py'
+A2MIM_CFG = 'configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py'
+RSB_FT_CFG = 'configs/demo/resnet-test_ft-rsb-1xb64-lamb-coslr-20e_builtin-64px.py'
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +109,22 @@ def test_linear_probe_with_two_cpu_processes(pretrained, tmp_path):
     )
     assert 'Distributed training: True' in log and (tmp_path / 'epoch_3.pth').exists()
     assert last_top1(log) > 0
+
+
+def test_a2mim_resnet_pretrain_then_rsb_finetune_through_mim_dist_train(tmp_path):
+    """The A2MIM half of the demo end to end: 10 pretraining epochs, then the RSB-style fine-tuning of the encoder
+    through the benchmark launcher. It learns the task (measured 45.9 % top-1, chance 10 %) from the A2MIM weights,
+    loaded into the backbone, and validates and saves the EMA weights. It does not beat random init at this scale
+    (57.8 %); docs/a2mim.md has the measurements."""
+    run([sys.executable, 'tools/train.py', A2MIM_CFG, '--work-dir', str(tmp_path / 'pre')])
+    log = run(
+        ['bash', 'tools/benchmarks/classification/mim_dist_train.sh', RSB_FT_CFG, str(tmp_path / 'pre/epoch_10.pth')]
+        + ['--work-dir', str(tmp_path / 'ft')],
+        GPUS='1',
+        PORT='29645',
+    )
+    assert f'load backbone. in model from: {tmp_path / "pre/epoch_10.pth"}' in log
+    assert 'unexpected key in source state_dict: mask_token, mask_gamma' in log  # the rest matched the ResNet
+    assert last_top1(log) >= 30.0
+    final = torch.load(tmp_path / 'ft/epoch_20.pth', map_location='cpu', weights_only=False)
+    assert int(final['ema_state_dict']['steps']) == 20 * 32

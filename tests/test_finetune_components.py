@@ -232,17 +232,19 @@ def test_repeat_aug_sampler_gives_each_copy_its_own_augmentation_seed():
 
 # ----------------------------------------------------------------------------------- EMA and RepeatAugSampler in a run
 
-DEMO_FT = 'configs/demo/resnet-test_ft-rsb-1xb64-lamb-coslr-10e_builtin-64px.py'
+DEMO_FT = 'configs/demo/resnet-test_ft-rsb-1xb64-lamb-coslr-20e_builtin-64px.py'
 
 
 def _demo_runner(work_dir, **overrides) -> Runner:
-    """The demo RSB fine-tuning recipe (LAMB, BCE, Mixup/CutMix, EMA, RepeatAugSampler) from random init, tiny: 64
-    images of 32 px in batches of 16 (4 iterations per epoch), 2 epochs, a checkpoint after every iteration."""
+    """The demo RSB fine-tuning recipe (LAMB, BCE, Mixup/CutMix, EMA) from random init with RSB A2's
+    RepeatAugSampler, tiny: 64 images of 32 px in batches of 16 (4 iterations per epoch), 2 epochs, a checkpoint after
+    every iteration."""
     from mimlab.engine import build_runner
 
     cfg = Config.fromfile(DEMO_FT)
     cfg.model.backbone.init_cfg = None
     cfg.train_dataloader.update(batch_size=16, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.sampler = dict(type='RepeatAugSampler', shuffle=True, num_repeats=3, selected_round=0)
     cfg.train_dataloader.dataset.update(num_samples=64, img_size=32)
     cfg.train_dataloader.dataset.pipeline[0]['scale'] = 32
     cfg.val_dataloader.update(num_workers=0, persistent_workers=False)

@@ -1,17 +1,20 @@
-# Fine-tuning the demo A2MIM ResNet on the built-in dataset (CPU), a ResNet Strikes Back recipe scaled down: LAMB,
-# binary cross-entropy on Mixup 0.1 / CutMix 1.0 targets, RandAugment (timm's increasing ops, magnitude 7), weight
-# EMA (warmed up as openmixup's), repeated augmentation, 1 warmup epoch then cosine. The encoder arch must match
-# configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py. It runs every fine-tuning component of the RSB
-# recipes end to end on a CPU (tests/test_finetune_components.py trains it for 8 iterations and resumes it); it is
-# not a measured result: after 5 epochs neither the demo A2MIM encoder nor random init is above chance (docs/a2mim.md).
+# Fine-tuning the demo A2MIM ResNet on the built-in dataset (CPU), ResNet Strikes Back A3 scaled down: LAMB at A3's
+# lr 8e-3, not rescaled to batch 64 (LAMB's steps are relative to each layer's weight norm), binary cross-entropy on
+# Mixup 0.1 / CutMix 1.0 targets, RandAugment rand-m6 (timm's increasing ops), 1 warmup epoch then cosine, plus A2's
+# warmed-up weight EMA (validated and saved as the model). The encoder arch must match
+# configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py.
+# Two departures from A3, measured together (docs/a2mim.md): Mixup/CutMix mix half of the batches (timm's prob=0.5;
+# A3 mixes every batch) and no repeated augmentation; with every batch mixed, repeated augmentation and rand-m7 this
+# run stayed at 10 % top-1 (chance) for 10 of its 20 epochs. Reaches 58 % from random init and 46 % from the
+# 10-epoch demo encoder (seed 0, 2 cores): the demo does not show a pretraining gain.
 #   GPUS=1 bash tools/benchmarks/classification/mim_dist_train.sh CONFIG PRETRAIN
 _base_ = ['../_base_/schedules/lamb_coslr_rsb.py', '../_base_/default_runtime.py']
 
 img_size = 64
-max_epochs = 10
+max_epochs = 20
 warmup_epochs = 1
 batch_size = 64
-base_lr = 5e-3
+base_lr = 8e-3  # RSB A3
 
 model = dict(
     type='ImageClassifier',
@@ -29,7 +32,7 @@ model = dict(
         loss=dict(type='BinaryCrossEntropy', smoothing=0.0, sum_classes=True),
         init_std=0.01,
     ),
-    train_cfg=dict(augments=dict(mixup_alpha=0.1, cutmix_alpha=1.0, label_smoothing=0.0, switch_prob=0.5)),
+    train_cfg=dict(augments=dict(mixup_alpha=0.1, cutmix_alpha=1.0, label_smoothing=0.0, switch_prob=0.5, prob=0.5)),
 )
 data_preprocessor = dict(
     type='MIMDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
@@ -37,7 +40,7 @@ data_preprocessor = dict(
 train_pipeline = [
     dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.35, 1.0), interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='TimmRandAugment', config_str='rand-m7-mstd0.5-inc1', interpolation='bicubic', img_size=img_size),
+    dict(type='TimmRandAugment', config_str='rand-m6-mstd0.5-inc1', interpolation='bicubic', img_size=img_size),
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='PackInputs')]
@@ -47,7 +50,7 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     drop_last=True,
-    sampler=dict(type='RepeatAugSampler', shuffle=True, num_repeats=3, selected_round=0),
+    sampler=dict(type='ExactResumeSampler', shuffle=True),
     collate_fn=dict(type='mimlab.default_collate'),
     dataset=dict(**builtin, split='train', num_samples=2048, pipeline=train_pipeline),
 )
