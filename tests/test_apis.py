@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from mmengine.config import Config
+from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import save_checkpoint
 
 from mimlab.apis import ModelHub, get_model, inference_model, list_models
@@ -263,6 +264,13 @@ def test_get_model_pretrained_true_downloads_the_metafile_weights(tmp_path, http
     for key, value in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert (tmp_path / 'torch_home/hub/checkpoints/demo-ft_20240101-0a1b2c3d.pth').is_file()
+    # the process-wide allow-list is left as it was: a full mmengine checkpoint still loads weights-only afterwards
+    # (a `safe_globals` context here once removed the types on exit, breaking a later resume in the same process)
+    save_checkpoint(
+        {'meta': {'epoch': 1}, 'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0], [1])}}},
+        str(tmp_path / 'full.pth'),
+    )
+    assert 'loss' in torch.load(tmp_path / 'full.pth', weights_only=True)['message_hub']['log_scalars']
 
     torch.save({'state_dict': source.state_dict(), 'args': argparse.Namespace(lr=1.0)}, serve / 'unsafe.pth')
     hub = ModelHub(_demo_index(tmp_path, f'{base}/unsafe.pth'))

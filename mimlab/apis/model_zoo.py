@@ -297,14 +297,16 @@ def load_weights_from_url(model: nn.Module, url: str, layout: str | None = None)
     """
     from mmengine.runner import CheckpointLoader
 
-    from mimlab.utils.checkpoint import checkpoint_safe_globals, state_dict_of
+    from mimlab.utils.checkpoint import allow_mmengine_checkpoint_types, state_dict_of
 
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            if url.startswith(('http://', 'https://')):
-                checkpoint = torch.hub.load_state_dict_from_url(url, map_location='cpu', weights_only=True)
-            else:
-                checkpoint = CheckpointLoader.load_checkpoint(url, map_location='cpu')
+        # not `with torch.serialization.safe_globals(...)`, whose exit also drops the types from the process-wide
+        # allow-list: a later resume in the same process would then fail to unpickle its own checkpoint
+        allow_mmengine_checkpoint_types()
+        if url.startswith(('http://', 'https://')):
+            checkpoint = torch.hub.load_state_dict_from_url(url, map_location='cpu', weights_only=True)
+        else:
+            checkpoint = CheckpointLoader.load_checkpoint(url, map_location='cpu')
     except Exception as e:  # noqa: BLE001 - re-raised with the URL
         raise RuntimeError(f'cannot load checkpoint {url}: {type(e).__name__}: {e}') from e
     state = state_dict_of(checkpoint, url)
