@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+from mimlab.utils.checkpoint import load_checkpoint_weights_only
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN_CFG = 'configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py'
@@ -126,5 +127,5 @@ def test_a2mim_resnet_pretrain_then_rsb_finetune_through_mim_dist_train(tmp_path
     assert f'load backbone. in model from: {tmp_path / "pre/epoch_10.pth"}' in log
     assert 'unexpected key in source state_dict: mask_token, mask_gamma' in log  # the rest matched the ResNet
     assert last_top1(log) >= 30.0
-    final = torch.load(tmp_path / 'ft/epoch_20.pth', map_location='cpu', weights_only=False)
+    final = load_checkpoint_weights_only(str(tmp_path / 'ft/epoch_20.pth'))
     assert int(final['ema_state_dict']['steps']) == 20 * 32
