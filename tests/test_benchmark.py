@@ -215,3 +215,26 @@ def test_conv_backward_flops_count_groups(groups):
     assert count_train_flops(lambda: conv(x).sum()) == 3 * forward
     x.requires_grad_(False)
     assert count_train_flops(lambda: conv(x).sum()) == 2 * forward
+
+
+def test_benchmark_ema_view_tool_times_the_sharded_ema_hook(tmp_path):
+    """One process (a world of 1, gloo): the view build, the cached view and the whole EMA update are timed on the
+    sharded demo fine-tuning model with its config's EMAHook settings."""
+    import os
+    import subprocess
+    import sys
+
+    from .test_train_tools import free_port
+
+    config = 'configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py'
+    out = tmp_path / 'ema.json'
+    env = dict(os.environ, MASTER_PORT=str(free_port()), OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+    args = [sys.executable, 'tools/analysis_tools/benchmark_ema_view.py', config, '--repeats', '3', '--warmup', '1']
+    proc = subprocess.run([*args, '--json', str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    model = MODELS.build(Config.fromfile(ROOT / config).model)
+    assert res['tensors'] == len(list(model.parameters())) + len(list(model.buffers()))
+    assert res['world_size'] == 1 and res['device'] == 'cpu'
+    assert min(res['build_ms'], res['cached_ms'], res['update_ms']) > 0
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == res

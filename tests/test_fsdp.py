@@ -298,6 +298,46 @@ def test_fsdp_finetune_with_activation_checkpointing_and_ema_equals_ddp(mae_runs
     assert f'accuracy/top1: {val[-1]["accuracy/top1"]:.4f}' in proc.stdout + proc.stderr
 
 
+def _ema_view_rank(rank: int, port: int) -> None:
+    from types import SimpleNamespace
+
+    from mimlab.engine.parallel import FullyShardWrapper, ShardedEMAHook
+
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3))
+    wrapper = FullyShardWrapper(model, block_types=['Linear'])  # two units and the root
+    hook = ShardedEMAHook(momentum=0.5)
+    runner = SimpleNamespace(model=wrapper, iter=0, epoch=0)
+    hook.before_run(runner)
+    view = hook.src_model
+    assert hook.src_model is view  # handed out again, not rebuilt
+    shard = model[0].weight.to_local()
+    assert view.get_submodule('0').weight.data_ptr() == shard.data_ptr()  # the live shard, not a copy
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.randn(4, 6)).sum().backward()
+    optimizer.step()
+    model.eval()
+    model(torch.randn(4, 6))  # the root stays gathered after a forward without backward
+    assert hook.src_model is view  # resharded, same shards
+    before = view.get_submodule('0').weight.clone()
+    hook.after_train_iter(runner, 0)
+    averaged = hook.ema_model.module.get_submodule('0').weight
+    assert torch.equal(averaged, before)  # the first update copies the (stepped) shard in
+    model[1].running_mean = torch.full((8,), 7.0)  # a replaced buffer: the old view is stale
+    fresh = hook.src_model
+    assert fresh is not view and torch.equal(fresh.get_submodule('1').running_mean, torch.full((8,), 7.0))
+    assert hook.src_model is fresh
+    dist.destroy_process_group()
+
+
+def test_sharded_ema_hands_out_one_view_while_the_shards_stay(tmp_path):
+    """``ShardedEMAHook.src_model`` (used every iteration) builds the local view once and rebuilds it only when the
+    local tensors move; the FSDP2 = DDP equality of the EMA runs is the test above."""
+    mp.spawn(_ema_view_rank, args=(free_port(),), nprocs=2, join=True)
+
+
 # ------------------------------------------------------------------------------ bytes held per rank
 
 

@@ -19,12 +19,14 @@ if [ "${SMOKE:-0}" = 1 ]; then
     MAE=configs/demo/mae_vit-test-p4_1xb64-coslr-30e_builtin-32px.py
     SIMMIM=configs/demo/a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py
     FT=configs/demo/vit-test-p4_ft-1xb128-coslr-10e_builtin-32px.py
+    VITL=$FT
     MIXMIM=configs/demo/mixmim_mixmim-test_1xb64-coslr-10e_builtin-64px.py
     BIG=4 MID=4 STEPS=1 WARMUP=1 NUM_IMG=64 IMG_SIZE=64 SCALE=32 WORKERS=2 DEV=(--device cpu) AMP=none
 else
     MAE=configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py
     SIMMIM=configs/simmim/simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px.py
     FT=configs/mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py
+    VITL=configs/a2mim/benchmarks/vit-large-p16_8xb64-accu2-amp-coslr-100e_in1k.py
     MIXMIM=configs/mixmim/mixmim_mixmim-base_16xb128-amp-coslr-600e_in1k.py
     BIG=512 MID=128 STEPS=10 WARMUP=3 NUM_IMG=16384 IMG_SIZE=448 SCALE=224 DEV=() AMP=bf16
 fi
@@ -86,6 +88,9 @@ step mixmim_b_bf16_vs_mmpretrain benchmark.py "$MIXMIM" --batch-size "$MID" --am
 step cpu_pipeline_per_core benchmark_data.py "$OUT/cpu_path.py" --files "$TREE" --num 2048 --workers "$WORKERS" --repeats 2 \
     --reference mmpretrain
 
+# 6. weight EMA under FSDP2 (one rank): building the local view of ViT-L vs handing out the cached one, per iteration
+step ema_view_vitl benchmark_ema_view.py "$VITL" --repeats 30
+
 "$PY" - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
@@ -93,6 +98,9 @@ print((out / 'env.txt').read_text().strip())
 print(f"{'step':32s} {'img/s':>9s} {'MFU %':>6s} {'peak MiB':>9s} {'ref img/s':>9s} {'ref MiB':>8s} {'ratio':>6s} {'wait':>5s}")
 for f in sorted(out.glob('*.json')):
     r = json.loads(f.read_text())
+    if 'build_ms' in r:  # benchmark_ema_view
+        print(f"{f.stem:32s} view build {r['build_ms']:.2f} ms, cached {r['cached_ms']:.2f} ms, EMA update {r['update_ms']:.2f} ms")
+        continue
     if 'images_per_s' not in r:  # benchmark_data: per pipeline
         row = {k: v['images_per_s_per_core'] for k, v in r.items() if isinstance(v, dict)}
         print(f"{f.stem:32s} per core: " + ', '.join(f'{k} {v:.0f}' for k, v in row.items()) + f", ratio {r.get('speed_ratio', 0):.2f}")

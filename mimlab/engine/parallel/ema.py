@@ -33,19 +33,32 @@ from mimlab.registry import HOOKS
 
 from .fsdp import is_sharded
 
-__all__ = ['ShardedEMAHook', 'local_view']
+__all__ = ['ShardedEMAHook', 'local_tensors', 'local_view', 'reshard_units']
+
+
+def reshard_units(model: nn.Module) -> None:
+    """Reshard every FSDP unit of ``model`` (FSDP2 keeps the root's weights gathered after a forward without
+    backward, e.g. after validation), so that its registered parameters are the sharded DTensors."""
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
+def local_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """``model``'s parameters (a DTensor's local shard) then its buffers, in ``named_parameters`` /
+    ``named_buffers`` order; call :func:`reshard_units` first."""
+    with torch.no_grad():
+        params = [p.to_local() if isinstance(p, DTensor) else p for p in model.parameters()]
+    return [*params, *model.buffers()]
 
 
 def local_view(model: nn.Module) -> nn.Module:
     """A plain module with ``model``'s parameter and buffer names (and order) holding this rank's local tensors.
 
     The tensors share storage with ``model``'s (a DTensor's local shard, a buffer itself): writing into the view
-    writes into the model. ``model``'s FSDP units are resharded first (FSDP2 keeps the root's weights gathered after
-    a forward without backward, e.g. after validation), so its parameters are the sharded DTensors.
+    writes into the model. ``model``'s FSDP units are resharded first (:func:`reshard_units`).
     """
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            module.reshard()
+    reshard_units(model)
     persistent = set(model.state_dict(keep_vars=True))
     view = nn.Module()
     with torch.no_grad():
@@ -66,12 +79,18 @@ def local_view(model: nn.Module) -> nn.Module:
     return view
 
 
+def _storage_key(tensors: list[torch.Tensor]) -> tuple:
+    return tuple((t.data_ptr(), t.shape, t.stride(), t.dtype) for t in tensors)
+
+
 @HOOKS.register_module()
 class ShardedEMAHook(EMAHook):
     """mmengine's ``EMAHook`` (same arguments) for a model sharded by ``FullyShardWrapper`` (see the module
     docstring); mmengine's hook as it is for any other model."""
 
     _sharded = None  # the sharded algorithm, when there is one
+    _view = None  # the local view of _sharded last handed out, and the storage it points into
+    _view_key = None
     _full_ema = None  # an ordinary checkpoint's ema_state_dict, cut into shards once the model is loaded
 
     def before_run(self, runner) -> None:
@@ -84,9 +103,21 @@ class ShardedEMAHook(EMAHook):
 
     @property
     def src_model(self) -> nn.Module:
-        """The model mmengine's methods average and swap: a fresh local view when sharded (FSDP2 may swap its
-        registered parameters between sharded and gathered), else the model itself."""
-        return local_view(self._sharded) if self._sharded is not None else self._src_model
+        """The model mmengine's methods average and swap: when sharded, a local view of the resharded model (FSDP2
+        swaps its registered parameters to gathered ones for a forward), else the model itself.
+
+        The view is built once and handed out again while the local shards and buffers are the same tensors
+        (same storage, shape, stride and dtype); anything that moves them (``load_state_dict(assign=True)``,
+        ``model.to(...)``, a replaced buffer) gets a new one. For ViT-L (394 tensors) building it took 9 ms on a
+        2-core CPU VM, handing out the cached one 1.7 ms (``docs/benchmarks.md``, "Weight EMA under FSDP2").
+        """
+        if self._sharded is None:
+            return self._src_model
+        reshard_units(self._sharded)
+        key = _storage_key(local_tensors(self._sharded))
+        if key != self._view_key:
+            self._view, self._view_key = local_view(self._sharded), key
+        return self._view
 
     @src_model.setter
     def src_model(self, model: nn.Module) -> None:
