@@ -107,8 +107,8 @@ class ShardedEMAHook(EMAHook):
         swaps its registered parameters to gathered ones for a forward), else the model itself.
 
         The view is built once and handed out again while the local shards and buffers are the same tensors
-        (same storage, shape, stride and dtype); anything that moves them (``load_state_dict(assign=True)``,
-        ``model.to(...)``, a replaced buffer) gets a new one. For ViT-L (394 tensors) building it took 9 ms on a
+        (same storage, shape, stride and dtype); once any of them is another tensor (e.g. a replaced buffer), a new
+        view is built. For ViT-L (394 tensors) building it took 9 ms on a
         2-core CPU VM, handing out the cached one 1.7 ms (``docs/benchmarks.md``, "Weight EMA under FSDP2").
         """
         if self._sharded is None:
