@@ -196,6 +196,27 @@ def test_builtin_golden_pixel_sums():
     )
 
 
+def test_builtin_grey_colours_keep_the_drawing():
+    """``colours='grey'`` replaces the colours only: same labels, shapes and noise, a background of 30 and a shape of
+    225 in every channel."""
+    for i in (0, 7, 13):
+        col, label = BuiltinDataset(img_size=48, seed=0).render(i)
+        grey, grey_label = BuiltinDataset(img_size=48, seed=0, colours='grey').render(i)
+        assert grey_label == label
+        g = grey.astype(np.int16)
+        bg, fg = (g < 80).all(-1), (g > 175).all(-1)  # noise std 6; the texture's second colour is 98
+        assert bg.mean() > 0.3 and fg.sum() > 20
+        assert abs(g[bg].mean() - 30) < 1.5 and abs(g[fg].mean() - 225) < 1.5
+        # The same noise: on the background the random-colour image differs from the grey one by one constant per
+        # channel (up to the float -> uint8 rounding), where neither is clipped.
+        diff = col.astype(np.int16)[bg] - g[bg]
+        for c in range(3):
+            kept = (col[bg][:, c] > 0) & (col[bg][:, c] < 255)
+            assert kept.sum() > 100 and np.ptp(diff[kept, c]) <= 2
+    with pytest.raises(ValueError, match='colours'):
+        BuiltinDataset(colours='gray')
+
+
 def test_builtin_results_labels_and_classes():
     ds = BuiltinDataset(split='val', num_samples=53, img_size=16, pipeline=[dict(type='PackInputs')])
     info = ds.get_data_info(12)

@@ -6,7 +6,8 @@
 # Two departures from A3, measured together (docs/a2mim.md): Mixup/CutMix mix half of the batches (timm's prob=0.5;
 # A3 mixes every batch) and no repeated augmentation; with every batch mixed, repeated augmentation and rand-m7 this
 # run stayed at 10 % top-1 (chance) for 10 of its 20 epochs. Reaches 58 % from random init and 46 % from the
-# 10-epoch demo encoder (seed 0, 2 cores): the demo does not show a pretraining gain.
+# 10-epoch demo encoder (seed 0, 2 cores): no pretraining gain. The demo that shows one is
+# configs/demo/resnet-test_ft-rsb-1xb64-lamb-coslr-10e_builtin-grey-64px.py.
 #   GPUS=1 bash tools/benchmarks/classification/mim_dist_train.sh CONFIG PRETRAIN
 _base_ = ['../_base_/schedules/lamb_coslr_rsb.py', '../_base_/default_runtime.py']
 

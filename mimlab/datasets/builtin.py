@@ -3,7 +3,9 @@
 Each class is one (shape, texture) pair: 5 shapes (disc, square, triangle, ring, cross) x 4 textures (solid, stripes,
 checker, dots), so 10 classes by default and up to 20. Everything else is a per-sample nuisance drawn from a generator
 seeded by (seed, split, index): foreground and background colours, position, size, rotation, texture period and phase,
-pixel noise. Mean colour therefore says little about the class, while shape and texture do.
+pixel noise. Mean colour therefore says little about the class, while shape and texture do. ``colours='grey'`` draws
+the same images with the colours fixed (dark grey background, light grey shape), for pixel-reconstruction methods whose
+target would otherwise be mostly the random colours (``docs/a2mim.md``, the CPU demo of the second half).
 
 Images are a contract: the demo numbers in ``docs/evaluation.md`` were measured on them, and ``tests/test_datasets.py``
 pins golden pixel sums. Changing the drawing (even the order of the random draws) changes every image.
@@ -48,13 +50,16 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def render(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
+def render(label: int, rng: np.random.Generator, size: int, colours: str = 'random') -> np.ndarray:
     """Draw one image of class ``label`` with nuisances from ``rng``.
 
     Args:
         label: Class index in ``[0, 20)``.
         rng: Generator the nuisances are drawn from; its state decides the image.
         size: Image side S.
+        colours: 'random' (the colours are nuisances drawn from ``rng``) or 'grey': the colours are drawn all the same,
+            so the shape, texture and noise are those of the 'random' image, and then replaced by a background of 30
+            and a shape of 225 in every channel.
 
     Returns:
         (S, S, 3) uint8 image, BGR (the colours are random, so the order only matters for files written from it).
@@ -100,6 +105,8 @@ def render(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
     fg = rng.uniform(0, 255, 3).astype(np.float32)
     while np.abs(fg - bg).sum() < 150:  # redraw until the shape stands out from the background
         fg = rng.uniform(0, 255, 3).astype(np.float32)
+    if colours == 'grey':
+        bg, fg = np.full(3, 30, np.float32), np.full(3, 225, np.float32)
     fg2 = 0.35 * fg + 0.65 * bg  # the texture's second colour, between foreground and background
     img = np.where(inside[..., None], np.where(pattern[..., None], fg, fg2), bg)  # (S, S, 3) float32
     img += rng.normal(0, 6, img.shape).astype(np.float32)
@@ -126,6 +133,8 @@ class BuiltinDataset(BaseDataset):
         img_size: Image side S, at least 8.
         num_classes: 2 to 20 (shape x texture classes, see :func:`class_names`).
         seed: Base seed of all splits.
+        colours: 'random' (default) or 'grey': the same images with a fixed dark grey background and light grey shape
+            (see :func:`render`).
         pipeline: Transforms applied to each sample.
         test_mode: mmengine test mode (a failing sample raises instead of being replaced by another).
         cache: Keep rendered images in memory, per process (True / False; None: when N x S x S x 3 bytes is at most
@@ -143,6 +152,7 @@ class BuiltinDataset(BaseDataset):
         img_size: int = 64,
         num_classes: int = 10,
         seed: int = 0,
+        colours: str = 'random',
         pipeline: Sequence = (),
         test_mode: bool = False,
         cache: bool | None = None,
@@ -156,6 +166,9 @@ class BuiltinDataset(BaseDataset):
             raise ValueError(f'num_samples must be >= 0, got {num_samples}')
         self.split, self.num_samples, self.img_size, self.seed = split, int(num_samples), int(img_size), int(seed)
         self.num_classes = int(num_classes)
+        if colours not in ('random', 'grey'):
+            raise ValueError(f"colours must be 'random' or 'grey', got {colours!r}")
+        self.colours = colours
         nbytes = self.num_samples * self.img_size * self.img_size * 3
         self.cache = nbytes <= self.CACHE_LIMIT if cache is None else bool(cache)
         self._images = None  # (N, S, S, 3) uint8, allocated on first use (pages are only committed when written)
@@ -180,7 +193,7 @@ class BuiltinDataset(BaseDataset):
         """
         label = idx % self.num_classes
         rng = np.random.default_rng((self.seed, SPLITS[self.split], idx))
-        return render(label, rng, self.img_size), label
+        return render(label, rng, self.img_size, self.colours), label
 
     def get_data_info(self, idx: int) -> dict:
         """The spec of sample ``idx`` plus its rendered ``img`` (S, S, 3) uint8 BGR, ``img_shape`` and ``ori_shape``."""
