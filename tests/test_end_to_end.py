@@ -48,13 +48,18 @@ def pretrained(tmp_path_factory):
     return work / 'epoch_30.pth'
 
 
-def run_pair(first, second, **env):
-    """Run two commands at once, one thread each, and return their logs. On a 2-core machine that takes about half the
-    time of running them one after the other (a torchrun-launched one gets OMP_NUM_THREADS=1 from mmengine anyway)."""
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+def pretrained_and_random(cfg, pretrained, work, port):
+    """Train ``cfg`` from ``pretrained`` through ``mim_dist_train.sh`` and from random init through ``tools/train.py``
+    at once, one thread each, and return the two logs. On a 2-core machine that takes about half the time of running
+    them one after the other (the torchrun-launched one gets OMP_NUM_THREADS=1 from mmengine anyway)."""
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', GPUS='1', PORT=port)
+    launcher = 'tools/benchmarks/classification/mim_dist_train.sh'
+    pre = ['bash', launcher, cfg, str(pretrained), '--work-dir', f'{work}/pre']
+    rand = [sys.executable, 'tools/train.py', cfg, '--work-dir', f'{work}/rand']
+    commands = (pre, rand + ['--cfg-options', 'model.backbone.init_cfg=None'])
     procs = [
         subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for args in (first, second)
+        for args in commands
     ]
     logs = []
     try:
@@ -70,14 +75,7 @@ def run_pair(first, second, **env):
 
 
 def test_linear_probe_of_pretrained_beats_random_init(pretrained, tmp_path):
-    logs = run_pair(
-        ['bash', 'tools/benchmarks/classification/mim_dist_train.sh', PROBE_CFG, str(pretrained)]
-        + ['--work-dir', str(tmp_path / 'pre')],
-        [sys.executable, 'tools/train.py', PROBE_CFG, '--work-dir', str(tmp_path / 'rand')]
-        + ['--cfg-options', 'model.backbone.init_cfg=None'],
-        GPUS='1',
-        PORT='29641',
-    )
+    logs = pretrained_and_random(PROBE_CFG, pretrained, tmp_path, '29641')
     pre_top1, rand_top1 = last_top1(logs[0]), last_top1(logs[1])
     print(f'linear probe top-1: pretrained {pre_top1:.1f}, random init {rand_top1:.1f}')
     assert pre_top1 >= rand_top1 + 10
@@ -117,20 +115,13 @@ def test_a2mim_resnet_finetune_beats_random_init_through_mim_dist_train(tmp_path
     launcher, and the same recipe from random init at the same time. The A2MIM weights load into the backbone, the EMA
     weights are validated and saved, and fine-tuning from them beats random init by at least 3 points of top-1
     (measured on 2 cores: 75.1 vs 64.6 at this seed, gains of 4.8-10.5 over seeds 0-4; docs/a2mim.md)."""
-    run([sys.executable, 'tools/train.py', A2MIM_CFG, '--work-dir', str(tmp_path / 'pre')])
-    ckpt = tmp_path / 'pre/epoch_40.pth'
-    pre_log, rand_log = run_pair(
-        ['bash', 'tools/benchmarks/classification/mim_dist_train.sh', RSB_FT_CFG, str(ckpt)]
-        + ['--work-dir', str(tmp_path / 'ft')],
-        [sys.executable, 'tools/train.py', RSB_FT_CFG, '--work-dir', str(tmp_path / 'rand')]
-        + ['--cfg-options', 'model.backbone.init_cfg=None'],
-        GPUS='1',
-        PORT='29645',
-    )
+    run([sys.executable, 'tools/train.py', A2MIM_CFG, '--work-dir', str(tmp_path / 'a2mim')])
+    ckpt = tmp_path / 'a2mim/epoch_40.pth'
+    pre_log, rand_log = pretrained_and_random(RSB_FT_CFG, ckpt, tmp_path, '29645')
     assert f'load backbone. in model from: {ckpt}' in pre_log
     assert 'unexpected key in source state_dict: mask_token, mask_gamma' in pre_log  # the rest matched the ResNet
     pre_top1, rand_top1 = last_top1(pre_log), last_top1(rand_log)
     print(f'RSB-style fine-tuning top-1: A2MIM-pretrained {pre_top1:.1f}, random init {rand_top1:.1f}')
     assert pre_top1 >= rand_top1 + 3
-    final = load_checkpoint_weights_only(str(tmp_path / 'ft/epoch_10.pth'))
+    final = load_checkpoint_weights_only(str(tmp_path / 'pre/epoch_10.pth'))
     assert int(final['ema_state_dict']['steps']) == 10 * 32
