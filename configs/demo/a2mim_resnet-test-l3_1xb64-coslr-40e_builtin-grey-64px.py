@@ -2,8 +2,8 @@
 # fine-tuning demo that shows a pretraining gain (docs/a2mim.md, "The CPU demo of the second half"). Three changes,
 # each measured there: the built-in images with fixed grey colours (with random colours A2MIM's raw-pixel target
 # teaches the stem colour instead of edges, and the fine-tuned encoder loses to random init), the residual branches'
-# last BN at 1 instead of 0 (openmixup zeroes it; with one block per stage and 1280 iterations it stays at 0.03-0.13
-# and the branches barely train), and 40 epochs instead of 10. About 4 minutes on 2 cores.
+# last BN at 1 instead of 0 (openmixup zeroes it; with one block per stage it stays at 0.03-0.13 after 10 epochs and
+# the branches barely train), and 40 epochs instead of 10. About 2.5 minutes on 2 cores.
 #   python tools/train.py CONFIG
 _base_ = ['./a2mim_resnet-test-l3_1xb64-coslr-10e_builtin-64px.py']
 

@@ -4,7 +4,7 @@
 # fine-tuning from that encoder beats random init (docs/a2mim.md, "The CPU demo of the second half"). Two changes:
 # 10 epochs, and no weight decay on the classifier's weight. timm's LAMB scales every decayed layer's step to lr x
 # the layer's norm, so over 320 iterations the head (init std 0.01) can grow and turn by only ~ the sum of the lr,
-# about 1.3 (ImageNet A3: about 250): it stays close to its random init (norm 0.51 -> 0.83), and the encoder, random
+# 1.15 (ImageNet A3: about 240): it stays close to its random init (norm 0.51 -> 0.83), and the encoder, random
 # or pretrained, has to fit it. Without weight decay LAMB takes plain Adam steps on it.
 #   GPUS=1 bash tools/benchmarks/classification/mim_dist_train.sh CONFIG PRETRAIN
 _base_ = ['./resnet-test_ft-rsb-1xb64-lamb-coslr-20e_builtin-64px.py']
